@@ -1,0 +1,26 @@
+# Quick start: `make demo` and `make test`. Both set up what is missing first:
+# the active virtual/conda environment is used if there is one, else .venv is
+# created; requirements.txt is (re)installed whenever it changed.
+ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),$(CURDIR)/.venv)
+PYTHON := $(ENV_DIR)/bin/python
+STAMP := $(ENV_DIR)/.diff-requirements.sha256
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+.PHONY: setup demo test
+
+setup:
+	@if [ ! -x "$(PYTHON)" ]; then \
+		echo "creating $(ENV_DIR)"; \
+		(command -v python3.11 >/dev/null && python3.11 -m venv "$(ENV_DIR)") || python3 -m venv "$(ENV_DIR)"; \
+	fi
+	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
+	if [ "$$(cat "$(STAMP)" 2>/dev/null)" != "$$want" ]; then \
+		echo "installing requirements.txt into $(ENV_DIR)"; \
+		"$(PYTHON)" -m pip install --disable-pip-version-check -q -r requirements.txt && echo "$$want" > "$(STAMP)"; \
+	fi
+
+demo: setup
+	$(OFFLINE) "$(PYTHON)" run_experiments.py --exp 0
+
+test: setup
+	$(OFFLINE) "$(PYTHON)" -m pytest -q
