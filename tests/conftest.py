@@ -1,0 +1,35 @@
+"""Shared fixtures: offline by default, a tiny SD-2.1-shaped model and synthetic data on disk.
+
+Both fixtures go through the project's own writers (``tools/make_tiny_sd.py``
+and ``tools/make_synthetic_data.py``), so every test exercises the real
+loading code and the real on-disk layouts.
+"""
+import os
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope='session')
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_sd_dir(tmp_path_factory) -> Path:
+    """A diffusers-format, SD-2.1-shaped folder with tiny seeded weights."""
+    from tools.make_tiny_sd import make_tiny_sd
+    return make_tiny_sd(tmp_path_factory.mktemp('tiny-sd21') / 'tiny-sd21', seed=0)
+
+
+@pytest.fixture(scope='session')
+def synthetic_data_root(tmp_path_factory) -> Path:
+    """Small synthetic GTA / Cityscapes / ACDC / Dark Zurich sets, raw and converted."""
+    from tools.make_synthetic_data import prepare_synthetic_data
+    return prepare_synthetic_data(tmp_path_factory.mktemp('synthetic') / 'data', seed=0)
