@@ -1,0 +1,252 @@
+"""Encoder-decoder segmentor with DIFF's IPKL training objective.
+
+Training (reference-spec §2.1, ``train_cfg.ipkl.enabled``): the backbone runs
+twice per source batch, once steered by the label map and once without (the
+inference path); the shared decode head gets a cross-entropy loss on both, and
+``consistency_loss`` = weight * MSE between their raw stride-4 logits, neither
+side detached. All of it happens inside ``loss()`` so that mmengine's DDP
+wrapper (which never calls a model's ``train_step``) backpropagates it in one go.
+
+Inference: whole image or sliding window, the input padded to
+``test_cfg.size_divisor`` for the backbone and the logits cropped back, then
+resized to each image's ``ori_shape``. With ``test_cfg.seed`` set, each image's
+randomness comes from its own generator seeded by its path, so an evaluation
+is repeatable and independent of the batch (decisions.md §1).
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from mmseg.registry import MODELS
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
+from mmseg.utils import add_prefix
+from ..utils import pad_right_bottom, padded_size, resize
+from .base import BaseSegmentor, checked_cfg
+
+_TRAIN_KEYS = ('ipkl', )
+_IPKL_KEYS = ('enabled', 'consistency_weight')
+_TEST_KEYS = ('mode', 'crop_size', 'stride', 'size_divisor', 'seed')
+
+Generators = Optional[List[torch.Generator]]
+
+
+@MODELS.register_module()
+class EncoderDecoder(BaseSegmentor):
+    """Backbone + decode head.
+
+    Args:
+        backbone (dict): backbone config; the backbone follows the project's
+            protocol ``forward(inputs, label_map=None, generator=None)``.
+        decode_head (dict): decode head config.
+        data_preprocessor (dict, optional): e.g. ``SegDataPreProcessor``.
+        train_cfg (dict, optional): ``dict(ipkl=dict(enabled=bool,
+            consistency_weight=float))``. Without ``ipkl`` (or disabled) the
+            loss is a single pass logged as ``decode.*``.
+        test_cfg (dict, optional): ``mode`` ('whole' | 'slide'), ``crop_size``
+            and ``stride`` (H, W) for 'slide', ``size_divisor`` (pad the
+            backbone input to multiples of it), ``seed`` (None: unseeded).
+        init_cfg (dict, optional): initialisation config.
+    """
+
+    def __init__(self,
+                 backbone: ConfigType,
+                 decode_head: ConfigType,
+                 data_preprocessor: OptConfigType = None,
+                 train_cfg: OptConfigType = None,
+                 test_cfg: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if isinstance(data_preprocessor, dict):
+            # Build from the project's registry: mmengine's root one only finds
+            # 'SegDataPreProcessor' when the default scope is 'mmseg'.
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.backbone = MODELS.build(backbone)
+        self.decode_head = MODELS.build(decode_head)
+        self.num_classes = self.decode_head.num_classes
+        self.train_cfg = checked_cfg(train_cfg, 'EncoderDecoder train_cfg', _TRAIN_KEYS)
+        self.ipkl_cfg = checked_cfg(self.train_cfg.get('ipkl'), 'EncoderDecoder train_cfg.ipkl',
+                                    _IPKL_KEYS)
+        if self.ipkl_cfg.get('enabled', False) and 'consistency_weight' not in self.ipkl_cfg:
+            raise ValueError('EncoderDecoder train_cfg.ipkl: enabled IPKL needs '
+                             'consistency_weight (1.0 as released)')
+        self.test_cfg = self._checked_test_cfg(test_cfg)
+        self._check_channels()
+
+    @property
+    def align_corners(self) -> bool:
+        return self.decode_head.align_corners
+
+    @property
+    def with_ipkl(self) -> bool:
+        """Whether ``loss`` runs the two-pass IPKL objective."""
+        return bool(self.ipkl_cfg.get('enabled', False))
+
+    @staticmethod
+    def _checked_test_cfg(test_cfg: OptConfigType) -> dict:
+        cfg = checked_cfg(test_cfg, 'EncoderDecoder test_cfg', _TEST_KEYS)
+        cfg.setdefault('mode', 'whole')
+        if cfg['mode'] not in ('whole', 'slide'):
+            raise ValueError(f"EncoderDecoder test_cfg.mode must be 'whole' or 'slide', "
+                             f"got {cfg['mode']!r}")
+        if cfg['mode'] == 'slide' and ('crop_size' not in cfg or 'stride' not in cfg):
+            raise ValueError('EncoderDecoder test_cfg: slide mode needs crop_size and stride '
+                             '(each (H, W))')
+        return cfg
+
+    def _check_channels(self) -> None:
+        out_channels = getattr(self.backbone, 'out_channels', None)
+        if out_channels is None:
+            return
+        index, got = self.decode_head.in_index, self.decode_head.in_channels
+        if isinstance(index, int):
+            expected = out_channels[index]
+        else:
+            expected = [out_channels[i] for i in index]
+            if self.decode_head.input_transform == 'resize_concat':
+                expected = sum(expected)
+        if (list(got) if isinstance(got, (list, tuple)) else got) != expected:
+            raise ValueError(f'EncoderDecoder: decode_head.in_channels={got} does not match the '
+                             f'backbone out_channels {tuple(out_channels)} at in_index={index} '
+                             f'(expected {expected})')
+
+    # ----------------------------------------------------------------- features
+    def extract_feat(self, inputs: torch.Tensor, label_map: Optional[torch.Tensor] = None,
+                     generator: Generators = None) -> Tuple[torch.Tensor, ...]:
+        """Backbone features, fine to coarse.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) RGB in [-1, 1].
+            label_map (Tensor, optional): (B, 1, H, W) int64 train ids (255 ignore)
+                steering the backbone (IPKL's with-label pass).
+            generator (list[torch.Generator], optional): one per image.
+        """
+        return tuple(self.backbone(inputs, label_map=label_map, generator=generator))
+
+    def encode_decode(self, inputs: torch.Tensor, batch_img_metas: Optional[List[dict]] = None,
+                      generator: Generators = None) -> torch.Tensor:
+        """Label-free logits at the input size (the inference path; also the DACS teacher's).
+
+        The input is padded (value 0) to ``test_cfg.size_divisor`` for the
+        backbone, and the logits are cropped back.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) RGB in [-1, 1].
+            batch_img_metas (list[dict], optional): kept for the mmseg API; unused.
+            generator (list[torch.Generator], optional): one per image.
+
+        Returns:
+            Tensor: (B, num_classes, H, W) logits.
+        """
+        height, width = inputs.shape[2:]
+        pad_h, pad_w = padded_size(height, width, None, self.test_cfg.get('size_divisor'))
+        padded = pad_right_bottom(inputs, pad_h, pad_w, 0)
+        logits = self.decode_head(self.extract_feat(padded, generator=generator))
+        logits = resize(logits, (pad_h, pad_w), 'bilinear', self.align_corners)
+        return logits[:, :, :height, :width]
+
+    def _forward(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> torch.Tensor:
+        """Raw (B, num_classes, H/4, W/4) logits of the label-free path."""
+        return self.decode_head(self.extract_feat(inputs))
+
+    # --------------------------------------------------------------------- loss
+    def loss(self, inputs: torch.Tensor, data_samples: SampleList,
+             seg_weight: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Training losses: ``decode.*``, or with IPKL ``decode_w_seg.*``,
+        ``decode_wo_seg.*`` and ``consistency_loss``.
+
+        Args:
+            inputs (Tensor): (B, 3, H, W) RGB in [-1, 1].
+            data_samples (list[SegDataSample]): with ``gt_sem_seg`` (1, H, W).
+            seg_weight (Tensor, optional): (B, H, W) per-pixel loss weights.
+        """
+        return self.loss_with_logits(inputs, data_samples, seg_weight)[0]
+
+    def loss_with_logits(self, inputs: torch.Tensor, data_samples: SampleList,
+                         seg_weight: Optional[torch.Tensor] = None
+                         ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Like :meth:`loss`, also returning the label-free pass's raw stride-4 logits.
+
+        Returns:
+            tuple: (losses, logits of shape (B, num_classes, H/4, W/4)), the
+            logits still attached to the graph.
+        """
+        if self.with_ipkl:
+            return self._ipkl_loss(inputs, data_samples, seg_weight)
+        return self.decode_loss(self.extract_feat(inputs), data_samples, seg_weight, 'decode')
+
+    def decode_loss(self, feats: Sequence[torch.Tensor], data_samples: SampleList,
+                    seg_weight: Optional[torch.Tensor] = None, prefix: str = 'decode'
+                    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """Head logits on ``feats`` and their ``{prefix}.loss_seg`` / ``{prefix}.acc_seg``."""
+        logits = self.decode_head(feats)
+        losses = self.decode_head.loss_by_feat(logits, data_samples, seg_weight)
+        return add_prefix(losses, prefix), logits
+
+    def _ipkl_loss(self, inputs: torch.Tensor, data_samples: SampleList,
+                   seg_weight: Optional[torch.Tensor]
+                   ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        label_map = self.decode_head._stack_batch_gt(data_samples)
+        # As released: the label-steered pass first, then the inference path.
+        losses_w, logits_w = self.decode_loss(
+            self.extract_feat(inputs, label_map=label_map), data_samples, seg_weight,
+            'decode_w_seg')
+        losses_wo, logits_wo = self.decode_loss(self.extract_feat(inputs), data_samples,
+                                                seg_weight, 'decode_wo_seg')
+        losses = {**losses_w, **losses_wo}
+        # Raw pre-softmax logits, neither side detached (reference-spec §2.1).
+        losses['consistency_loss'] = (self.ipkl_cfg['consistency_weight']
+                                      * F.mse_loss(logits_w, logits_wo))
+        return losses, logits_wo
+
+    # ---------------------------------------------------------------- inference
+    def predict(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> SampleList:
+        """Predictions at each image's ``ori_shape`` (``seg_logits`` and ``pred_sem_seg``)."""
+        batch_img_metas = self.batch_img_metas(inputs, data_samples)
+        generator = self._generators(batch_img_metas, self.test_cfg.get('seed'))
+        seg_logits = self.inference(inputs, batch_img_metas, generator)
+        return self.postprocess_result(seg_logits, data_samples)
+
+    def inference(self, inputs: torch.Tensor, batch_img_metas: List[dict],
+                  generator: Generators = None) -> torch.Tensor:
+        """(B, num_classes, H, W) logits at the batch input size, by ``test_cfg.mode``."""
+        if self.test_cfg['mode'] == 'slide':
+            return self.slide_inference(inputs, batch_img_metas, generator)
+        return self.whole_inference(inputs, batch_img_metas, generator)
+
+    def whole_inference(self, inputs: torch.Tensor, batch_img_metas: List[dict],
+                        generator: Generators = None) -> torch.Tensor:
+        """One pass over the whole (padded) image."""
+        return self.encode_decode(inputs, batch_img_metas, generator)
+
+    def slide_inference(self, inputs: torch.Tensor, batch_img_metas: List[dict],
+                        generator: Generators = None) -> torch.Tensor:
+        """Overlapping ``crop_size`` windows every ``stride`` pixels, logits averaged.
+
+        The last window of a row or column is shifted back to end at the image
+        border; a count matrix averages overlapping windows.
+        """
+        crop_h, crop_w = self.test_cfg['crop_size']
+        stride_h, stride_w = self.test_cfg['stride']
+        batch, _, height, width = inputs.shape
+        logits = inputs.new_zeros((batch, self.num_classes, height, width))
+        count = inputs.new_zeros((1, 1, height, width))
+        for y1, y2, x1, x2 in _windows(height, width, crop_h, crop_w, stride_h, stride_w):
+            crop = inputs[:, :, y1:y2, x1:x2]
+            logits[:, :, y1:y2, x1:x2] += self.encode_decode(crop, batch_img_metas, generator)
+            count[:, :, y1:y2, x1:x2] += 1
+        return logits / count
+
+
+def _windows(height: int, width: int, crop_h: int, crop_w: int, stride_h: int,
+             stride_w: int) -> List[Tuple[int, int, int, int]]:
+    """(y1, y2, x1, x2) of every sliding window; together they cover the image."""
+    rows = max(height - crop_h + stride_h - 1, 0) // stride_h + 1
+    cols = max(width - crop_w + stride_w - 1, 0) // stride_w + 1
+    windows = []
+    for row in range(rows):
+        for col in range(cols):
+            y2 = min(row * stride_h + crop_h, height)
+            x2 = min(col * stride_w + crop_w, width)
+            windows.append((max(y2 - crop_h, 0), y2, max(x2 - crop_w, 0), x2))
+    return windows
