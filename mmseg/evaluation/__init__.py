@@ -1,1 +1,3 @@
+from .metrics import CityscapesMetric, IoUMetric
 
+__all__ = ['CityscapesMetric', 'IoUMetric']
