@@ -1,0 +1,112 @@
+"""Hooks: prediction images (coloured masks and overlays) during validation/test."""
+import os.path as osp
+from pathlib import Path
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+from mmengine.dist import is_main_process
+from mmengine.hooks import Hook
+
+from mmseg.registry import HOOKS
+from mmseg.utils import atomic_path, colorize, overlay
+
+
+def write_prediction_images(out_dir: Path, stem: str, image_rgb: Optional[np.ndarray],
+                            label: np.ndarray, opacity: float = 0.5) -> list:
+    """Write ``<stem>_pred.png`` (coloured mask) and ``<stem>_overlay.png``.
+
+    Args:
+        out_dir (Path): Folder (created if needed).
+        stem (str): File name stem.
+        image_rgb (np.ndarray | None): (H, W, 3) uint8 RGB image; no overlay
+            is written without it.
+        label (np.ndarray): (H, W) train ids.
+        opacity (float): Mask opacity in the overlay, in [0, 1].
+
+    Returns:
+        list[Path]: The files written.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    colour = colorize(label)
+    target = out_dir / f'{stem}_pred.png'
+    with atomic_path(target) as tmp:
+        cv2.imwrite(str(tmp), cv2.cvtColor(colour, cv2.COLOR_RGB2BGR))
+    written.append(target)
+    if image_rgb is not None:
+        if image_rgb.shape[:2] != label.shape[:2]:
+            image_rgb = cv2.resize(image_rgb, (label.shape[1], label.shape[0]),
+                                   interpolation=cv2.INTER_LINEAR)
+        blended = overlay(image_rgb, label, opacity=opacity)
+        target = out_dir / f'{stem}_overlay.png'
+        with atomic_path(target) as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+        written.append(target)
+    return written
+
+
+def read_rgb(path: str) -> Optional[np.ndarray]:
+    """Read an image file as RGB uint8, or None if it cannot be read."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR) if path and osp.isfile(path) else None
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+@HOOKS.register_module()
+class SegPredictionWriterHook(Hook):
+    """Save coloured predictions and overlays of validation/test images.
+
+    Files go to ``<out_dir>/<domain>/`` (test) or
+    ``<out_dir>/iter_<N>/<domain>/`` (validation during training), where
+    the domain comes from a :class:`MultiValLoop`/``MultiTestLoop`` (``val``
+    or ``test`` otherwise).
+
+    Args:
+        out_dir (str, optional): Output folder; defaults to
+            ``<work_dir>/predictions``.
+        opacity (float): Mask opacity in overlays, [0, 1]. Defaults to 0.5.
+        max_per_domain (int, optional): Write at most this many images per
+            domain and evaluation (None = all). Defaults to None.
+        stages (Sequence[str]): Any of 'val', 'test'. Defaults to both.
+    """
+
+    priority = 'NORMAL'
+
+    def __init__(self, out_dir: Optional[str] = None, opacity: float = 0.5,
+                 max_per_domain: Optional[int] = None,
+                 stages: Sequence[str] = ('val', 'test')) -> None:
+        if not 0.0 <= opacity <= 1.0:
+            raise ValueError(f'opacity must be in [0, 1], got {opacity}')
+        self.out_dir = out_dir
+        self.opacity = opacity
+        self.max_per_domain = max_per_domain
+        self.stages = tuple(stages)
+        self._counts: dict = {}
+
+    def _folder(self, runner, stage: str) -> Path:
+        loop = runner.val_loop if stage == 'val' else runner.test_loop
+        domain = getattr(loop, 'current_domain', stage)
+        root = Path(self.out_dir or osp.join(runner.work_dir, 'predictions'))
+        if stage == 'val':
+            root = root / f'iter_{runner.iter}'
+        return root / domain
+
+    def _write(self, runner, stage: str, outputs) -> None:
+        if stage not in self.stages or not is_main_process():
+            return
+        folder = self._folder(runner, stage)
+        for sample in outputs:
+            count = self._counts.get(folder, 0)
+            if self.max_per_domain is not None and count >= self.max_per_domain:
+                return
+            self._counts[folder] = count + 1
+            img_path = sample.metainfo.get('img_path', '')
+            stem = Path(img_path).stem if img_path else f'{count:06d}'
+            label = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
+            write_prediction_images(folder, stem, read_rgb(img_path), label, self.opacity)
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._write(runner, 'val', outputs or [])
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self._write(runner, 'test', outputs or [])
