@@ -152,11 +152,12 @@ class SegDataPreProcessor(BaseDataPreprocessor):
         height, width = pad_shape
         for img, sample in zip(images, data_samples):
             img_h, img_w = img.shape[-2:]
-            sample.set_metainfo(dict(
-                img_shape=(img_h, img_w), pad_shape=(height, width),
-                batch_input_shape=(height, width),
-                # (left, right, top, bottom), mmseg 1.x order.
-                padding_size=[0, width - img_w, 0, height - img_h]))
+            meta = dict(pad_shape=(height, width), batch_input_shape=(height, width),
+                        # Batch padding only, (left, right, top, bottom) as in mmseg 1.x.
+                        padding_size=[0, width - img_w, 0, height - img_h])
+            if 'img_shape' not in sample:  # keep the pipeline's (it may have padded itself)
+                meta['img_shape'] = (img_h, img_w)
+            sample.set_metainfo(meta)
             if training and 'gt_sem_seg' in sample:
                 # PixelData checks new fields against the old shape: delete, then set.
                 gt = sample.gt_sem_seg.data

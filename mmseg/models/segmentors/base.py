@@ -82,7 +82,7 @@ class BaseSegmentor(BaseModel, metaclass=ABCMeta):
             if 'padding_size' in meta:
                 left, right, top, bottom = meta['padding_size']
                 logits = logits[:, :, top:height - bottom, left:width - right]
-            elif 'img_shape' in meta:
+            if 'img_shape' in meta:  # padding added by the pipeline itself (right/bottom)
                 logits = logits[:, :, :meta['img_shape'][0], :meta['img_shape'][1]]
             if meta.get('flip', False):
                 dims = (2, ) if meta.get('flip_direction') == 'vertical' else (3, )

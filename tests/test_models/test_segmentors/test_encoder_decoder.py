@@ -216,3 +216,16 @@ def test_tensor_mode_and_bad_configs():
         cfg[key] = value
         with pytest.raises(ValueError, match=message):
             MODELS.build(cfg)
+
+
+def test_predict_also_crops_padding_added_by_the_pipeline():
+    model = build().eval()
+    # The pipeline padded a 40x60 image to 50x70; the preprocessor pads on to 64x128.
+    sample = SegDataSample(metainfo=dict(img_path='a.png', ori_shape=(40, 60), img_shape=(40, 60)))
+    image = torch.randint(0, 256, (3, 50, 70), dtype=torch.uint8)
+    with torch.no_grad():
+        result = model.val_step(dict(inputs=[image], data_samples=[sample]))[0]
+        data = model.data_preprocessor(dict(inputs=[image]), False)
+        logits = model.encode_decode(data['inputs'])[0, :, :40, :60]
+    assert result.metainfo['padding_size'] == [0, 58, 0, 14]
+    assert torch.allclose(result.seg_logits.data, logits, atol=1e-6)
