@@ -19,7 +19,7 @@ from mmseg.utils import CLASSES, IGNORE_INDEX
 
 
 def sample_field(sample: Any, name: str) -> Any:
-    """``sample[name]`` for the dicts mmengine's Evaluator passes, or the attribute of a data sample."""
+    """``sample[name]`` of the dicts mmengine's Evaluator passes, or a data sample's field."""
     if isinstance(sample, dict):
         if name not in sample:
             raise KeyError(f'data sample has no {name!r} (keys: {sorted(sample)})')
@@ -80,7 +80,8 @@ def summarize_areas(total_intersect: np.ndarray, total_union: np.ndarray,
 def format_table(class_names: Sequence[str], iou: np.ndarray, acc: np.ndarray) -> str:
     """A per-class text table with 2 decimals."""
     width = max(len(name) for name in list(class_names) + ['Class'])
-    lines = [f"| {'Class':<{width}} |   IoU  |   Acc  |", f"|{'-' * (width + 2)}|--------|--------|"]
+    lines = [f"| {'Class':<{width}} |   IoU  |   Acc  |",
+             f"|{'-' * (width + 2)}|--------|--------|"]
     for name, class_iou, class_acc in zip(class_names, iou, acc):
         lines.append(f'| {name:<{width}} | {class_iou:6.2f} | {class_acc:6.2f} |')
     return '\n'.join(lines)

@@ -87,7 +87,7 @@ class CrossEntropyLoss(nn.Module):
                 label: torch.Tensor,
                 weight: Optional[torch.Tensor] = None,
                 ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-        """Weighted loss of (B, C, H, W) scores against (B, H, W) labels (see :func:`cross_entropy`)."""
+        """Loss of (B, C, H, W) scores against (B, H, W) labels; see :func:`cross_entropy`."""
         class_weight = None
         if self.class_weight is not None:
             class_weight = cls_score.new_tensor(self.class_weight)
