@@ -1,0 +1,17 @@
+"""DIFF: frozen Stable Diffusion features for semantic segmentation (arXiv 2406.00777).
+
+A self-contained package: it imports only the standard library, torch, diffusers,
+transformers and yaml, so the folder can be copied into any project. See README.md.
+"""
+from .aggregation import BottleneckBlock, DirectAggregation, MixingAggregation
+from .components import SDComponents, WeightsNotFoundError, load_sd_components
+from .config import ConfigError, DIFFConfig
+from .encoder import DIFFEncoder
+from .extractor import DiffusionFeatureExtractor, UNetUsage
+from .finecoder import Finecoder
+
+__all__ = [
+    'BottleneckBlock', 'ConfigError', 'DIFFConfig', 'DIFFEncoder', 'DiffusionFeatureExtractor',
+    'DirectAggregation', 'Finecoder', 'MixingAggregation', 'SDComponents', 'UNetUsage',
+    'WeightsNotFoundError', 'load_sd_components'
+]

@@ -1,0 +1,88 @@
+"""The Stable Diffusion 2.1 architecture, built with random weights (nothing downloaded).
+
+For measurements and shape checks: :func:`build_random_components` constructs the real
+diffusers / transformers classes from the settings of ``stabilityai/stable-diffusion-2-1``
+(its config.json files). There is no real CLIP BPE vocabulary here: the tokenizer is a
+byte-level one that tokenizes per character (514 entries), enough to tell prompts apart.
+"""
+import copy
+from typing import Any, Dict, Optional
+
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+from .components import SDComponents
+
+_UNET_BLOCKS = dict(
+    down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
+    up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3,
+    layers_per_block=2, use_linear_projection=True, upcast_attention=True,
+    in_channels=4, out_channels=4)
+_VAE_BLOCKS = dict(down_block_types=('DownEncoderBlock2D',) * 4,
+                   up_block_types=('UpDecoderBlock2D',) * 4, latent_channels=4,
+                   scaling_factor=0.18215)
+# SD 2.1 (768-v) ships this scheduler.
+_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                  beta_schedule='scaled_linear', prediction_type='v_prediction',
+                  clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+SD21: Dict[str, Dict[str, Any]] = dict(
+    unet=dict(_UNET_BLOCKS, sample_size=96, block_out_channels=(320, 640, 1280, 1280),
+              attention_head_dim=(5, 10, 20, 20), cross_attention_dim=1024, norm_num_groups=32),
+    vae=dict(_VAE_BLOCKS, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+             norm_num_groups=32, sample_size=768),
+    text_encoder=dict(hidden_size=1024, intermediate_size=4096, num_attention_heads=16,
+                      num_hidden_layers=23, vocab_size=49408, max_position_embeddings=77,
+                      hidden_act='gelu', projection_dim=512),
+    scheduler=_SCHEDULER)
+
+def byte_level_vocabulary() -> Dict[str, int]:
+    """256 byte-level characters, their ``</w>`` forms and the two CLIP specials (514 ids)."""
+    # Byte-level BPE maps printable latin-1 bytes to themselves and the rest to code points
+    # from 256 upwards, so every byte has a visible character.
+    printable = set(range(ord('!'), ord('~') + 1)) | set(range(0xA1, 0xAD)) | set(
+        range(0xAE, 0x100))
+    characters, extra = [], 0
+    for byte in range(256):
+        if byte in printable:
+            characters.append(chr(byte))
+        else:
+            characters.append(chr(256 + extra))
+            extra += 1
+    tokens = characters + [c + '</w>' for c in characters] + ['<|startoftext|>', '<|endoftext|>']
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def byte_level_tokenizer(max_length: int = 77) -> CLIPTokenizer:
+    """A CLIP tokenizer over :func:`byte_level_vocabulary` with no merges (per character)."""
+    return CLIPTokenizer(byte_level_vocabulary(), [], model_max_length=max_length)
+
+
+def build_random_components(architecture: Dict[str, Dict[str, Any]], seed: int = 0,
+                            device: Optional[torch.device] = None) -> SDComponents:
+    """Construct unet, vae, text encoder, tokenizer and scheduler with seeded random weights.
+
+    Args:
+        architecture: :data:`SD21` or a dict of the same form.
+        seed: Each network is built after ``torch.manual_seed(seed + k)``; the caller's global
+            RNG state is restored afterwards.
+        device: Build directly on this device (``torch.device('meta')`` builds shapes only).
+    """
+    vocabulary = byte_level_vocabulary()
+    text_settings = dict(architecture['text_encoder'], bos_token_id=vocabulary['<|startoftext|>'],
+                         eos_token_id=vocabulary['<|endoftext|>'],
+                         pad_token_id=vocabulary['<|endoftext|>'])
+    builders = (lambda: UNet2DConditionModel(**copy.deepcopy(architecture['unet'])),
+                lambda: AutoencoderKL(**copy.deepcopy(architecture['vae'])),
+                lambda: CLIPTextModel(CLIPTextConfig(**text_settings)))
+    networks = []
+    with torch.random.fork_rng(devices=[]), torch.device(device or 'cpu'):
+        for offset, build in enumerate(builders):
+            torch.manual_seed(seed + offset)
+            networks.append(build().eval())
+    unet, vae, text_encoder = networks
+    return SDComponents(unet=unet, vae=vae, text_encoder=text_encoder,
+                        tokenizer=byte_level_tokenizer(
+                            architecture['text_encoder']['max_position_embeddings']),
+                        scheduler=DDIMScheduler(**architecture['scheduler']))

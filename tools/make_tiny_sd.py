@@ -1,0 +1,180 @@
+"""Write a tiny, seeded, Stable-Diffusion-2.1-shaped model folder in the diffusers format.
+
+The folder has the five components SD 2.1 ships (``unet``, ``vae``, ``text_encoder``,
+``tokenizer``, ``scheduler``) with the same block structure as SD 2.1 (4 levels, 3 ResNets per
+up block, cross-attention in up blocks 1-3, linear projection, an 8x VAE, a v-prediction DDIM
+scheduler) but channel widths of 8-32, so tests, the demo and CI load it through the real
+``from_pretrained`` code in well under a second. Nothing is downloaded.
+
+Usage::
+
+    python tools/make_tiny_sd.py checkpoints/tiny-sd21 [--seed 0]
+"""
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
+# The index is written last; its presence marks a complete folder.
+INDEX_FILE = 'model_index.json'
+
+
+def _byte_level_vocabulary() -> dict:
+    """A CLIP vocabulary of the 256 byte-level characters, their ``</w>`` forms and 2 specials.
+
+    With an empty merges file CLIP's BPE then tokenizes character by character, so different
+    prompts get different ids (environment.md, pitfall 8). 514 entries.
+    """
+    # The printable-byte mapping used by byte-level BPE: printable latin-1 bytes map to
+    # themselves, the others to code points from 256 upwards.
+    printable = (list(range(ord('!'), ord('~') + 1)) + list(range(ord('\xa1'), ord('\xac') + 1))
+                 + list(range(ord('\xae'), ord('\xff') + 1)))
+    characters, extra = [], 0
+    for byte in range(256):
+        if byte in printable:
+            characters.append(chr(byte))
+        else:
+            characters.append(chr(256 + extra))
+            extra += 1
+    tokens = characters + [c + '</w>' for c in characters] + ['<|startoftext|>', '<|endoftext|>']
+    return {token: index for index, token in enumerate(tokens)}
+
+
+def _write_unet(path: Path) -> None:
+    from diffusers import UNet2DConditionModel
+    # SD 2.1's layout with tiny widths (environment.md, pitfall 9); norm groups must divide 8.
+    UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
+        block_out_channels=(8, 16, 32, 32), norm_num_groups=8,
+        down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
+        up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3,
+        attention_head_dim=(2, 4, 8, 8), use_linear_projection=True,
+        upcast_attention=True, cross_attention_dim=32,
+    ).save_pretrained(path)
+
+
+def _write_vae(path: Path) -> None:
+    from diffusers import AutoencoderKL
+    AutoencoderKL(
+        block_out_channels=(8, 8, 16, 16), norm_num_groups=8, latent_channels=4,
+        down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
+        layers_per_block=1, sample_size=64, scaling_factor=0.18215,
+    ).save_pretrained(path)
+
+
+def _write_text_encoder_and_tokenizer(root: Path) -> None:
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    vocabulary = _byte_level_vocabulary()
+    CLIPTextModel(CLIPTextConfig(
+        hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
+        vocab_size=len(vocabulary), max_position_embeddings=77, hidden_act='gelu',
+        projection_dim=32, bos_token_id=vocabulary['<|startoftext|>'],
+        eos_token_id=vocabulary['<|endoftext|>'], pad_token_id=vocabulary['<|endoftext|>'],
+    )).save_pretrained(root / 'text_encoder')
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab_file, merges_file = Path(scratch, 'vocab.json'), Path(scratch, 'merges.txt')
+        vocab_file.write_text(json.dumps(vocabulary), encoding='utf-8')
+        merges_file.write_text('#version: 0.2\n', encoding='utf-8')
+        # transformers 5 ignores vocab_file=/merges_file= keywords: pass them positionally.
+        tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77)
+        tokenizer.save_pretrained(root / 'tokenizer')
+
+
+def _write_scheduler(path: Path) -> None:
+    from diffusers import DDIMScheduler
+    # SD 2.1 (768-v) ships this scheduler configuration.
+    DDIMScheduler(
+        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+        beta_schedule='scaled_linear', prediction_type='v_prediction', clip_sample=False,
+        set_alpha_to_one=False, steps_offset=1,
+    ).save_pretrained(path)
+
+
+def _write_index(root: Path) -> None:
+    index = {
+        '_class_name': 'StableDiffusionPipeline',
+        'unet': ['diffusers', 'UNet2DConditionModel'],
+        'vae': ['diffusers', 'AutoencoderKL'],
+        'text_encoder': ['transformers', 'CLIPTextModel'],
+        'tokenizer': ['transformers', 'CLIPTokenizer'],
+        'scheduler': ['diffusers', 'DDIMScheduler'],
+    }
+    (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + '\n', encoding='utf-8')
+
+
+def is_complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete model written by :func:`make_tiny_sd`."""
+    folder = Path(folder)
+    return (folder / INDEX_FILE).is_file() and all((folder / c).is_dir() for c in COMPONENTS)
+
+
+def make_tiny_sd(out_dir: Path, seed: int = 0) -> Path:
+    """Write the tiny SD-2.1-shaped folder to ``out_dir`` (idempotent, atomic).
+
+    Args:
+        out_dir: Target folder. If it already holds a complete model it is returned untouched.
+        seed: Seed of the random weights; the same seed gives the same weights.
+
+    Returns:
+        ``out_dir`` as a :class:`Path`.
+
+    Raises:
+        FileExistsError: ``out_dir`` exists, is not empty and is not a complete model.
+    """
+    out_dir = Path(out_dir)
+    if is_complete(out_dir):
+        return out_dir
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise FileExistsError(f'{out_dir} exists but is not a complete tiny SD folder '
+                              f'(no {INDEX_FILE}); remove it and run again.')
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
+    try:
+        os.chmod(scratch, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        # Seed each component on its own so that changing one leaves the others' weights alone,
+        # without disturbing the caller's global RNG state.
+        with torch.random.fork_rng(devices=[]):
+            for offset, write in enumerate((_write_unet, _write_vae)):
+                torch.manual_seed(seed + offset)
+                write(scratch / COMPONENTS[offset])
+            torch.manual_seed(seed + 2)
+            _write_text_encoder_and_tokenizer(scratch)
+        _write_scheduler(scratch / 'scheduler')
+        _write_index(scratch)
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above); os.replace needs it gone or empty
+        os.replace(scratch, out_dir)
+    except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if is_complete(out_dir):  # another process won the race
+            return out_dir
+        raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    logger.info('Wrote tiny SD 2.1-shaped model to %s', out_dir)
+    return out_dir
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Command line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('out_dir', type=Path, help='folder to write (diffusers format)')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    print(make_tiny_sd(args.out_dir, seed=args.seed))
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
