@@ -1,0 +1,69 @@
+# Validation sets of the five domain-generalisation benchmarks (GTA -> each), one dataset
+# dict per domain; `dg_val_datasets` maps the domain name to its dataset for a loop that
+# evaluates all of them. Labels are loaded after the resize: the metric compares
+# predictions (resized back to the original size) with the full-resolution labels.
+
+# Cityscapes val, 500 images 2048x1024 -> 1024x512 (release, reference-spec §5.4).
+cityscapes_val = dict(
+    type='CityscapesDataset',
+    data_root='data/cityscapes/',
+    data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(1024, 512), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ])
+# ACDC val, 406 images 1920x1080 of fog/night/rain/snow -> 960x540 (the release's ACDC test
+# scale; the model pads to a multiple of 64 and crops back, decisions.md §3).
+acdc_val = dict(
+    type='ACDCDataset',
+    data_root='data/acdc/',
+    data_prefix=dict(img_path='rgb_anon', seg_map_path='gt'),
+    sub_dirs=['fog/val', 'night/val', 'rain/val', 'snow/val'],
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(960, 540), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ])
+# Dark Zurich val, 50 night images 1920x1080 -> 960x540 (release test scale).
+dark_zurich_val = dict(
+    type='DarkZurichDataset',
+    data_root='data/dark_zurich/',
+    data_prefix=dict(img_path='rgb_anon/val', seg_map_path='gt/val'),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(960, 540), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ])
+# BDD100K val, 1000 images 1280x720, kept at their size (no release config exists; our choice).
+bdd100k_val = dict(
+    type='BDD100KDataset',
+    data_root='data/bdd100k/',
+    data_prefix=dict(img_path='images/10k/val', seg_map_path='labels/10k/val'),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(1280, 720), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ])
+# Mapillary Vistas val, 2000 images of many sizes, keep-ratio into 1024x512 like Cityscapes
+# (no release config exists; our choice).
+mapillary_val = dict(
+    type='MapillaryDataset',
+    data_root='data/mapillary/',
+    data_prefix=dict(img_path='validation/images', seg_map_path='validation/labels'),
+    pipeline=[
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=(1024, 512), keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ])
+dg_val_datasets = dict(
+    cityscapes=cityscapes_val,
+    acdc=acdc_val,
+    dark_zurich=dark_zurich_val,
+    bdd100k=bdd100k_val,
+    mapillary=mapillary_val)

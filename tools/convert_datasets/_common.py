@@ -1,0 +1,122 @@
+"""Shared parts of the label converters: id mapping, class statistics, atomic writing.
+
+Each converter writes ``*_labelTrainIds.png`` (mode L, 255 = ignore) and, for the
+training split, the three files rare-class sampling reads (reference-spec §5.3):
+
+- ``sample_class_stats.json``: ``[{"<train id>": pixels, ..., "file": path}, ...]``;
+- ``sample_class_stats_dict.json``: ``{path: {"<train id>": pixels, ...}}``;
+- ``samples_with_class.json``: ``{"<train id>": [[path, pixels], ...]}``.
+
+Paths are relative to the dataset root (rare-class sampling matches basenames).
+"""
+import argparse
+import json
+import logging
+from functools import partial
+from multiprocessing import Pool
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from mmseg.utils import IGNORE_INDEX, NUM_CLASSES, atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    """``root`` (positional) and ``--nproc``, shared by every converter."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('root', type=Path, help='dataset root folder')
+    parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    return parser.parse_args(argv)
+
+
+def lookup_table(id_to_train_id: Mapping[int, int], size: int = 65536) -> np.ndarray:
+    """A table mapping every raw id below ``size`` to its train id (others to 255)."""
+    table = np.full(size, IGNORE_INDEX, dtype=np.uint8)
+    for raw, train in id_to_train_id.items():
+        table[raw] = train
+    return table
+
+
+def class_stats(label: np.ndarray) -> Dict[str, int]:
+    """Pixels per present train id, keys as strings (the json form)."""
+    counts = np.bincount(label.ravel(), minlength=256)[:NUM_CLASSES]
+    return {str(c): int(n) for c, n in enumerate(counts) if n > 0}
+
+
+def write_label(path: Path, label: np.ndarray) -> None:
+    """Write a train-id label as an 8-bit grayscale PNG, atomically."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(label.astype(np.uint8), mode='L').save(tmp)
+
+
+def map_label_file(src: Path, dst: Path, table: np.ndarray, root: Path,
+                   read: Callable[[Path], np.ndarray]) -> Dict[str, object]:
+    """Map the raw ids of ``src`` through ``table``, write ``dst``, return its stats."""
+    raw = read(src)
+    if raw.ndim != 2:
+        raise ValueError(f'{src}: raw label of shape {raw.shape}, expected one channel of ids')
+    if raw.size and int(raw.max()) >= len(table):
+        raise ValueError(f'{src}: raw id {int(raw.max())} exceeds the id range {len(table)}')
+    label = table[raw]
+    write_label(dst, label)
+    stats: Dict[str, object] = dict(class_stats(label))
+    stats['file'] = dst.relative_to(root).as_posix()
+    return stats
+
+
+def read_pil_ids(path: Path) -> np.ndarray:
+    """Raw ids of a palette or grayscale PNG (GTA, Mapillary): the pixel indices."""
+    try:
+        with Image.open(path) as img:
+            return np.array(img)
+    except OSError as err:
+        raise OSError(f'Cannot read raw label {path}: {err}') from err
+
+
+def run_parallel(func: Callable, items: Sequence, nproc: int, desc: str) -> List:
+    """``[func(item) for item in items]`` with a progress bar, on ``nproc`` processes."""
+    if nproc > 1:
+        with Pool(nproc) as pool:
+            return list(tqdm(pool.imap(func, items, chunksize=8), total=len(items), desc=desc))
+    return [func(item) for item in tqdm(items, desc=desc)]
+
+
+def save_class_stats(out_dir: Path, sample_class_stats: List[Dict[str, object]]) -> None:
+    """Write the three rare-class-sampling files into ``out_dir`` (atomically)."""
+    stats = sorted(sample_class_stats, key=lambda s: str(s['file']))
+    per_file = {str(s['file']): {k: v for k, v in s.items() if k != 'file'} for s in stats}
+    with_class: Dict[str, list] = {}
+    for file, counts in per_file.items():
+        for c, n in counts.items():
+            with_class.setdefault(c, []).append([file, n])
+    with_class = dict(sorted(with_class.items(), key=lambda kv: int(kv[0])))
+    for name, obj in (('sample_class_stats.json', stats),
+                      ('sample_class_stats_dict.json', per_file),
+                      ('samples_with_class.json', with_class)):
+        atomic_write_text(out_dir / name, json.dumps(obj, indent=2) + '\n')
+    logger.info('wrote class statistics of %d files to %s', len(stats), out_dir)
+
+
+def convert_with_table(sources: Sequence[Path], dst_of: Callable[[Path], Path],
+                       table: np.ndarray, root: Path, nproc: int, desc: str,
+                       read: Callable[[Path], np.ndarray] = read_pil_ids) -> List[Dict]:
+    """Convert each raw label with ``table``; return the per-file stats."""
+    pairs = [(src, dst_of(src)) for src in sources]
+    func = partial(_convert_pair, table=table, root=root, read=read)
+    return run_parallel(func, pairs, nproc, desc)
+
+
+def _convert_pair(pair, table, root, read):
+    return map_label_file(pair[0], pair[1], table, root, read)
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """Return ``path`` or raise a clear error naming it and the expected content."""
+    if not path.is_dir():
+        raise FileNotFoundError(f'{path} does not exist: expected {what}. See data/README.md.')
+    return path

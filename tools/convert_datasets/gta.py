@@ -1,0 +1,45 @@
+"""Convert GTA5 labels (Cityscapes label ids) to train ids and write RCS statistics.
+
+Usage: ``python tools/convert_datasets/gta.py data/gta --nproc 8``. Reads
+``<root>/labels/<5 digits>.png``, writes ``<root>/labels/*_labelTrainIds.png`` and the
+class statistics json files into ``<root>``.
+"""
+import re
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+if __name__ == '__main__':  # allow `python tools/convert_datasets/gta.py` from the repo root
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tools.convert_datasets._common import (convert_with_table, lookup_table,  # noqa: E402
+                                            parse_args, require_dir, save_class_stats)
+
+#: GTA ships Cityscapes label ids; the 19 evaluated ones map to train ids (release table).
+GTA_ID_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
+                      24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+
+# Raw labels end in a digit; converted ones end in `_labelTrainIds.png`.
+RAW_LABEL = re.compile(r'.*\d\.png$')
+
+
+def convert(root: Path, nproc: int = 1) -> Path:
+    """Convert every raw GTA label under ``root/labels``; return ``root``."""
+    root = Path(root)
+    label_dir = require_dir(root / 'labels', 'the GTA labels folder <root>/labels/*.png')
+    raw = sorted(p for p in label_dir.rglob('*.png') if RAW_LABEL.match(p.name))
+    if not raw:
+        raise FileNotFoundError(f'{label_dir} holds no raw GTA labels (<digits>.png).')
+    stats = convert_with_table(raw, lambda p: p.with_name(p.stem + '_labelTrainIds.png'),
+                               lookup_table(GTA_ID_TO_TRAIN_ID), root, nproc, 'GTA labels')
+    save_class_stats(root, stats)
+    return root
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args('Convert GTA5 labels to Cityscapes train ids.', argv)
+    convert(args.root, args.nproc)
+
+
+if __name__ == '__main__':
+    main()
