@@ -1,0 +1,59 @@
+"""The diff/ folder is self-contained: it imports only its four dependencies and runs anywhere."""
+import ast
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from diff_helpers import PACKAGE_DIR
+
+ALLOWED = {'torch', 'diffusers', 'transformers', 'yaml'}
+
+
+def test_imports_are_stdlib_or_the_four_dependencies():
+    files = sorted(PACKAGE_DIR.glob('*.py'))
+    assert len(files) > 5
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level > 0:  # relative: inside the package
+                    continue
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split('.')[0]
+                assert top in ALLOWED or top in sys.stdlib_module_names, f'{path.name}: {name}'
+
+
+def test_copied_folder_runs_a_forward_pass_without_the_repository(tiny_sd_dir, tmp_path):
+    shutil.copytree(PACKAGE_DIR, tmp_path / 'vendor' / 'diff')
+    script = textwrap.dedent(f"""
+        import importlib.util, sys
+        sys.path.insert(0, {str(tmp_path / 'vendor')!r})
+        assert importlib.util.find_spec('mmseg') is None, 'the repository is importable'
+        import torch
+        from diff import DIFFConfig, DIFFEncoder
+        config = DIFFConfig(model_id={str(tiny_sd_dir)!r}, projection_channels=[64, 128, 128],
+                            stride4_channels=32, timesteps=[30, 20, 10], saved_steps=[2, 0])
+        encoder = DIFFEncoder.from_config(config)
+        with torch.no_grad():
+            outputs = encoder(torch.zeros(1, 3, 64, 64), generator=[torch.Generator()])
+        assert [tuple(o.shape) for o in outputs] == [
+            (1, 32, 16, 16), (1, 64, 8, 8), (1, 128, 4, 4), (1, 128, 2, 2)]
+        assert encoder.last_usage.calls == 3
+        loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('mmseg', 'mmengine', 'mmcv'))
+        assert not loaded, loaded
+        assert sys.modules['diff'].__file__.startswith({str(tmp_path)!r})
+        print('standalone ok')
+    """)
+    # -I: isolated mode (no PYTHONPATH, no user site, no script or working directory on the
+    # path); the working directory is elsewhere, so only the copy and site-packages are visible.
+    result = subprocess.run([sys.executable, '-I', '-c', script], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120,
+                            env={'HF_HUB_OFFLINE': '1', 'OMP_NUM_THREADS': '1',
+                                 'PATH': '/usr/bin:/bin'})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert 'standalone ok' in result.stdout
