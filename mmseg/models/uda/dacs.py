@@ -19,7 +19,7 @@ from mmseg.models.utils.dacs_transforms import (color_jitter, denormalize, draw_
                                                 gaussian_blur, get_class_masks, one_mix)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import ConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
 from .debug_images import save_debug_images
 from .ema_teacher import EMATeacher, confidence_pseudo_label
 from .uda_decorator import UDADecorator
@@ -77,6 +77,7 @@ class DACS(UDADecorator):
         blur_kernel_ratio (float): kernel side / image side (made odd). Defaults to 0.1.
         debug_img_interval (int): write debug images every N iterations (0: never).
         source_only (bool): train on the source only. Defaults to False.
+        data_preprocessor (dict, optional): see :class:`UDADecorator`.
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -96,8 +97,9 @@ class DACS(UDADecorator):
                  blur_kernel_ratio: float = 0.1,
                  debug_img_interval: int = 1000,
                  source_only: bool = False,
+                 data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
-        super().__init__(model, init_cfg=init_cfg)
+        super().__init__(model, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if mix != 'class':
             raise ValueError(f"DACS: mix must be 'class' (ClassMix), got {mix!r}")
         if not 0.0 < pseudo_threshold <= 1.0:

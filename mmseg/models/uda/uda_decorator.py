@@ -11,7 +11,7 @@ import torch
 from mmengine.model import BaseModel
 
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptMultiConfig, OptSampleList, SampleList
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
 
 
 class UDADecorator(BaseModel):
@@ -23,10 +23,18 @@ class UDADecorator(BaseModel):
 
     Args:
         model (dict): config of the wrapped segmentor (e.g. ``EncoderDecoder``).
+        data_preprocessor (dict, optional): used only when ``model`` has none
+            (mmengine's Runner passes a config's top-level ``data_preprocessor``
+            here); the segmentor's own entry takes precedence.
         init_cfg (dict, optional): initialisation config of the wrapper.
     """
 
-    def __init__(self, model: ConfigType, init_cfg: OptMultiConfig = None) -> None:
+    def __init__(self, model: ConfigType, data_preprocessor: OptConfigType = None,
+                 init_cfg: OptMultiConfig = None) -> None:
+        if isinstance(model, dict):
+            model = dict(model)
+            if model.get('data_preprocessor') is None and data_preprocessor is not None:
+                model['data_preprocessor'] = data_preprocessor
         segmentor = MODELS.build(model) if isinstance(model, dict) else model
         super().__init__(data_preprocessor=segmentor.data_preprocessor, init_cfg=init_cfg)
         self.model = segmentor
