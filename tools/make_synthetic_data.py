@@ -26,13 +26,12 @@ logger = logging.getLogger(__name__)
 
 DOMAINS = ('gta', 'synthia', 'cityscapes', 'acdc', 'dark_zurich', 'bdd100k', 'mapillary')
 #: Bump when the generator changes, so stale synthetic data is rewritten.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MARKER = '.complete'
 
 
-def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train: int,
-                  num_val: int, source_size: Tuple[int, int],
-                  target_size: Tuple[int, int]) -> None:
+def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train: int, num_val: int,
+                  source_size: Tuple[int, int], target_size: Tuple[int, int]) -> None:
     """Raw files of one domain, then its converter (where the real data needs one)."""
     if domain == 'gta':
         writers.write_gta(out, seed, num_source, source_size)
@@ -48,13 +47,18 @@ def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train:
                                 target_size)
         mapillary.convert(out)
     else:  # ACDC, Dark Zurich and BDD100K release train-id labels: nothing to convert
-        write = dict(acdc=writers.write_acdc, dark_zurich=writers.write_dark_zurich,
+        write = dict(acdc=writers.write_acdc,
+                     dark_zurich=writers.write_dark_zurich,
                      bdd100k=writers.write_bdd100k)[domain]
         write(out, seed, dict(train=num_train, val=num_val), target_size)
 
 
-def prepare_synthetic_data(root: Union[str, Path], seed: int = 0, *, num_source: int = 24,
-                           num_train: int = 8, num_val: int = 8,
+def prepare_synthetic_data(root: Union[str, Path],
+                           seed: int = 0,
+                           *,
+                           num_source: int = 24,
+                           num_train: int = 8,
+                           num_val: int = 8,
                            source_size: Tuple[int, int] = (256, 144),
                            target_size: Tuple[int, int] = (256, 128),
                            domains: Sequence[str] = DOMAINS) -> Path:
@@ -77,8 +81,12 @@ def prepare_synthetic_data(root: Union[str, Path], seed: int = 0, *, num_source:
     unknown = set(domains) - set(DOMAINS)
     if unknown:
         raise ValueError(f'unknown synthetic domains {sorted(unknown)}; choose from {DOMAINS}')
-    settings = dict(version=GENERATOR_VERSION, seed=seed, num_source=num_source,
-                    num_train=num_train, num_val=num_val, source_size=list(source_size),
+    settings = dict(version=GENERATOR_VERSION,
+                    seed=seed,
+                    num_source=num_source,
+                    num_train=num_train,
+                    num_val=num_val,
+                    source_size=list(source_size),
                     target_size=list(target_size))
     for domain in domains:
         out, marker = root / domain, root / domain / MARKER
@@ -86,8 +94,8 @@ def prepare_synthetic_data(root: Union[str, Path], seed: int = 0, *, num_source:
             continue
         if out.exists():  # partial or made with other settings: start over
             shutil.rmtree(out)
-        _write_domain(domain, out, seed, num_source, num_train, num_val,
-                      tuple(source_size), tuple(target_size))
+        _write_domain(domain, out, seed, num_source, num_train, num_val, tuple(source_size),
+                      tuple(target_size))
         atomic_write_text(marker, json.dumps(settings))
         logger.info('synthetic %s written to %s', domain, out)
     return root
@@ -100,17 +108,19 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument('--num-source', type=int, default=24)
     parser.add_argument('--num-train', type=int, default=8)
     parser.add_argument('--num-val', type=int, default=8)
-    parser.add_argument('--source-size', type=int, nargs=2, default=(256, 144),
-                        metavar=('W', 'H'))
-    parser.add_argument('--target-size', type=int, nargs=2, default=(256, 128),
-                        metavar=('W', 'H'))
+    parser.add_argument('--source-size', type=int, nargs=2, default=(256, 144), metavar=('W', 'H'))
+    parser.add_argument('--target-size', type=int, nargs=2, default=(256, 128), metavar=('W', 'H'))
     parser.add_argument('--domains', nargs='+', default=list(DOMAINS), choices=DOMAINS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    return prepare_synthetic_data(args.out, args.seed, num_source=args.num_source,
-                                  num_train=args.num_train, num_val=args.num_val,
+    return prepare_synthetic_data(args.out,
+                                  args.seed,
+                                  num_source=args.num_source,
+                                  num_train=args.num_train,
+                                  num_val=args.num_val,
                                   source_size=tuple(args.source_size),
-                                  target_size=tuple(args.target_size), domains=args.domains)
+                                  target_size=tuple(args.target_size),
+                                  domains=args.domains)
 
 
 if __name__ == '__main__':

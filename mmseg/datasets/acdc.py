@@ -18,7 +18,8 @@ class ACDCDataset(BaseSegDataset):
     PREPARE = ('download rgb_anon and gt from acdc.vision.ee.ethz.ch and unpack both into '
                'data/acdc (no conversion needed)')
 
-    def __init__(self, img_suffix: str = '_rgb_anon.png',
+    def __init__(self,
+                 img_suffix: str = '_rgb_anon.png',
                  seg_map_suffix: str = '_gt_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

@@ -73,8 +73,10 @@ class BaseSegDataset(BaseDataset):
         if unknown or 'img_path' not in data_prefix:
             raise KeyError(f'{type(self).__name__}: data_prefix must have img_path and may '
                            f'have seg_map_path; got keys {sorted(data_prefix)}')
-        super().__init__(data_root=str(data_root), data_prefix=data_prefix,
-                         pipeline=build_pipeline(pipeline), **kwargs)
+        super().__init__(data_root=str(data_root),
+                         data_prefix=data_prefix,
+                         pipeline=build_pipeline(pipeline),
+                         **kwargs)
 
     @classmethod
     def default_prefix(cls) -> Dict[str, str]:
@@ -92,14 +94,13 @@ class BaseSegDataset(BaseDataset):
 
     def _scan_dirs(self) -> List[Path]:
         if self.data_root and not Path(self.data_root).is_dir():
-            raise FileNotFoundError(self._layout_error(
-                f'data root {self.data_root} does not exist'))
+            raise FileNotFoundError(
+                self._layout_error(f'data root {self.data_root} does not exist'))
         img_dir = Path(self.data_prefix['img_path'])
         dirs = [img_dir / sub for sub in self.sub_dirs] if self.sub_dirs else [img_dir]
         for folder in dirs:
             if not folder.is_dir():
-                raise FileNotFoundError(self._layout_error(
-                    f'image folder {folder} does not exist'))
+                raise FileNotFoundError(self._layout_error(f'image folder {folder} does not exist'))
         return dirs
 
     def load_data_list(self) -> List[dict]:
@@ -108,26 +109,34 @@ class BaseSegDataset(BaseDataset):
         img_dir = Path(self.data_prefix['img_path'])
         images = [path for folder in dirs for path in scan_files(folder, self.img_suffix)]
         if not images:
-            raise FileNotFoundError(self._layout_error(
-                f'no *{self.img_suffix} images under {", ".join(map(str, dirs))}'))
+            raise FileNotFoundError(
+                self._layout_error(
+                    f'no *{self.img_suffix} images under {", ".join(map(str, dirs))}'))
         data_list, missing = [], []
         for img_path in images:
-            info = dict(img_path=str(img_path), seg_map_path=None, label_map=None,
-                        reduce_zero_label=False, seg_fields=[])
+            info = dict(img_path=str(img_path),
+                        seg_map_path=None,
+                        label_map=None,
+                        reduce_zero_label=False,
+                        seg_fields=[])
             if self.has_labels:
                 rel = img_path.relative_to(img_dir)
                 stem = rel.name[:-len(self.img_suffix)]
-                seg = Path(self.data_prefix['seg_map_path']) / rel.parent / (stem +
-                                                                             self.seg_map_suffix)
+                seg = Path(
+                    self.data_prefix['seg_map_path']) / rel.parent / (stem + self.seg_map_suffix)
                 if not seg.is_file():
                     missing.append((img_path, seg))
                 info['seg_map_path'] = str(seg)
             data_list.append(info)
         if missing:
             img_path, seg = missing[0]
-            raise FileNotFoundError(self._layout_error(
-                f'image {img_path} has no label: expected {seg} ({len(missing)} of '
-                f'{len(images)} images lack a label; were the labels converted?)'))
-        print_log(f'{type(self).__name__}: {len(data_list)} images from '
-                  f'{", ".join(map(str, dirs))}', logger='current', level=logging.INFO)
+            raise FileNotFoundError(
+                self._layout_error(
+                    f'image {img_path} has no label: expected {seg} ({len(missing)} of '
+                    f'{len(images)} images lack a label; were the labels converted?)'))
+        print_log(
+            f'{type(self).__name__}: {len(data_list)} images from '
+            f'{", ".join(map(str, dirs))}',
+            logger='current',
+            level=logging.INFO)
         return data_list

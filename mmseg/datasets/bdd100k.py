@@ -17,7 +17,9 @@ class BDD100KDataset(BaseSegDataset):
     PREPARE = ('download bdd100k_sem_seg_labels_trainval and the 10k images and unpack them into '
                'data/bdd100k (no conversion needed)')
 
-    def __init__(self, img_suffix: str = '.jpg', seg_map_suffix: str = '_train_id.png',
+    def __init__(self,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '_train_id.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 

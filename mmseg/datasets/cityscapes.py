@@ -18,7 +18,8 @@ class CityscapesDataset(BaseSegDataset):
               'and *_gtFine_labelTrainIds.png')
     PREPARE = 'python tools/convert_datasets/cityscapes.py data/cityscapes --nproc 8'
 
-    def __init__(self, img_suffix: str = '_leftImg8bit.png',
+    def __init__(self,
+                 img_suffix: str = '_leftImg8bit.png',
                  seg_map_suffix: str = '_gtFine_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

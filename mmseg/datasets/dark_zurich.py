@@ -18,7 +18,8 @@ class DarkZurichDataset(BaseSegDataset):
     PREPARE = ('download Dark_Zurich_train_anon and Dark_Zurich_val_anon and merge their '
                'rgb_anon and gt folders into data/dark_zurich (no conversion needed)')
 
-    def __init__(self, img_suffix: str = '_rgb_anon.png',
+    def __init__(self,
+                 img_suffix: str = '_rgb_anon.png',
                  seg_map_suffix: str = '_gt_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)

@@ -17,7 +17,9 @@ class GTADataset(BaseSegDataset):
               'data/gta/)')
     PREPARE = 'python tools/convert_datasets/gta.py data/gta --nproc 8'
 
-    def __init__(self, img_suffix: str = '.png', seg_map_suffix: str = '_labelTrainIds.png',
+    def __init__(self,
+                 img_suffix: str = '.png',
+                 seg_map_suffix: str = '_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 

@@ -17,7 +17,9 @@ class MapillaryDataset(BaseSegDataset):
               'validation/labels/*_labelTrainIds.png')
     PREPARE = 'python tools/convert_datasets/mapillary.py data/mapillary --nproc 8'
 
-    def __init__(self, img_suffix: str = '.jpg', seg_map_suffix: str = '_labelTrainIds.png',
+    def __init__(self,
+                 img_suffix: str = '.jpg',
+                 seg_map_suffix: str = '_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 

@@ -70,8 +70,12 @@ class RareClassSampler:
             pixels of ``c`` (0 disables re-cropping).
     """
 
-    def __init__(self, stats_dir: str, seg_map_paths: Sequence[str], min_pixels: int = 3000,
-                 class_temp: float = 0.01, min_crop_ratio: float = 0.5) -> None:
+    def __init__(self,
+                 stats_dir: str,
+                 seg_map_paths: Sequence[str],
+                 min_pixels: int = 3000,
+                 class_temp: float = 0.01,
+                 min_crop_ratio: float = 0.5) -> None:
         self.min_pixels = min_pixels
         self.min_crop_ratio = min_crop_ratio
         stats_dir = Path(stats_dir)
@@ -80,7 +84,8 @@ class RareClassSampler:
         self.file_to_idx = self._index_by_basename(seg_map_paths)
         self.files_with_class = self._candidates(stats_dir / 'samples_with_class.json')
         print_log('RCS: ' + ', '.join(f'{c}: {p:.4f}' for c, p in zip(self.classes, self.probs)),
-                  logger='current', level=logging.INFO)
+                  logger='current',
+                  level=logging.INFO)
 
     @staticmethod
     def _index_by_basename(seg_map_paths: Sequence[str]) -> Dict[str, int]:
@@ -113,8 +118,11 @@ class RareClassSampler:
                     'lower min_pixels or re-run the converter on this data root.')
             found[c] = names
         if unknown:
-            print_log(f'RCS: {unknown} entries of {samples_file} are not in the dataset; '
-                      'they are skipped.', logger='current', level=logging.WARNING)
+            print_log(
+                f'RCS: {unknown} entries of {samples_file} are not in the dataset; '
+                'they are skipped.',
+                logger='current',
+                level=logging.WARNING)
         return found
 
     def draw(self) -> Tuple[int, int]:

@@ -16,7 +16,9 @@ class SynthiaDataset(BaseSegDataset):
     LAYOUT = 'data/synthia/RGB/*.png and data/synthia/GT/LABELS/*_labelTrainIds.png'
     PREPARE = 'python tools/convert_datasets/synthia.py data/synthia --nproc 8'
 
-    def __init__(self, img_suffix: str = '.png', seg_map_suffix: str = '_labelTrainIds.png',
+    def __init__(self,
+                 img_suffix: str = '.png',
+                 seg_map_suffix: str = '_labelTrainIds.png',
                  **kwargs) -> None:
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
 

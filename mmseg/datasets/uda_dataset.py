@@ -39,7 +39,9 @@ class UDADataset:
         stats_dir: Folder of the RCS json files (default: the source ``data_root``).
     """
 
-    def __init__(self, source: Union[dict, Dataset], target: Optional[Union[dict, Dataset]],
+    def __init__(self,
+                 source: Union[dict, Dataset],
+                 target: Optional[Union[dict, Dataset]],
                  rare_class_sampling: Optional[dict] = None,
                  stats_dir: Optional[str] = None) -> None:
         self.source = _build(source)
@@ -47,8 +49,7 @@ class UDADataset:
         self.rcs: Optional[RareClassSampler] = None
         if rare_class_sampling is not None:
             root = stats_dir if stats_dir is not None else getattr(self.source, 'data_root', '')
-            paths = [self.source.get_data_info(i)['seg_map_path']
-                     for i in range(len(self.source))]
+            paths = [self.source.get_data_info(i)['seg_map_path'] for i in range(len(self.source))]
             self.rcs = RareClassSampler(root, paths, **rare_class_sampling)
 
     @property
@@ -74,8 +75,10 @@ class UDADataset:
 
     def _with_target(self, item: dict, target_idx: int) -> dict:
         target = self.target[target_idx]
-        return {**item, 'target_inputs': target['inputs'],
-                'target_data_samples': target['data_samples']}
+        return {
+            **item, 'target_inputs': target['inputs'],
+            'target_data_samples': target['data_samples']
+        }
 
     def __getitem__(self, idx: int) -> dict:
         if self.rcs is not None:
@@ -92,12 +95,15 @@ class DGDataset(UDADataset):
     sample (as released). A ``target`` entry is accepted and ignored.
     """
 
-    def __init__(self, source: Union[dict, Dataset], target: Optional[Union[dict, Dataset]] = None,
+    def __init__(self,
+                 source: Union[dict, Dataset],
+                 target: Optional[Union[dict, Dataset]] = None,
                  rare_class_sampling: Optional[dict] = None,
                  stats_dir: Optional[str] = None) -> None:
         if target is not None:
             print_log('DGDataset: the target entry is ignored (source-only training).',
-                      logger='current', level=logging.INFO)
+                      logger='current',
+                      level=logging.INFO)
         super().__init__(source, None, rare_class_sampling, stats_dir)
 
     def __len__(self) -> int:

@@ -18,19 +18,22 @@ def results(h=8, w=10, label=None):
     return out
 
 
-@pytest.mark.parametrize('size,scale,expected', [
-    ((1914, 1052), (1280, 720), (1280, 704)),   # GTA: factor min(1280/1914, 720/1052)
-    ((2048, 1024), (1024, 512), (1024, 512)),   # Cityscapes test
-    ((1920, 1080), (960, 540), (960, 540)),     # ACDC / Dark Zurich test
-    ((256, 144), (1280, 720), (1280, 720)),
-    ((1000, 2000), (1280, 720), (640, 1280)),   # portrait: long side bounded by 1280
-])
+@pytest.mark.parametrize(
+    'size,scale,expected',
+    [
+        ((1914, 1052), (1280, 720), (1280, 704)),  # GTA: factor min(1280/1914, 720/1052)
+        ((2048, 1024), (1024, 512), (1024, 512)),  # Cityscapes test
+        ((1920, 1080), (960, 540), (960, 540)),  # ACDC / Dark Zurich test
+        ((256, 144), (1280, 720), (1280, 720)),
+        ((1000, 2000), (1280, 720), (640, 1280)),  # portrait: long side bounded by 1280
+    ])
 def test_resize_keep_ratio_factor(size, scale, expected):
     w, h = size
     factor = min(max(scale) / max(w, h), min(scale) / min(w, h))
     assert expected == (int(w * factor + 0.5), int(h * factor + 0.5))
     r = Resize(scale)(dict(img=np.zeros((h, w, 3), np.uint8),
-                           gt_seg_map=np.zeros((h, w), np.uint8), seg_fields=['gt_seg_map']))
+                           gt_seg_map=np.zeros((h, w), np.uint8),
+                           seg_fields=['gt_seg_map']))
     assert r['img'].shape[:2] == expected[::-1] == r['gt_seg_map'].shape
     assert r['img_shape'] == expected[::-1]
     assert r['scale_factor'] == pytest.approx((expected[0] / w, expected[1] / h))
@@ -38,7 +41,8 @@ def test_resize_keep_ratio_factor(size, scale, expected):
 
 def test_resize_labels_nearest():
     label = np.array([[0, 255], [18, 5]], np.uint8)
-    out = Resize((4, 4))(dict(img=np.zeros((2, 2, 3), np.uint8), gt_seg_map=label,
+    out = Resize((4, 4))(dict(img=np.zeros((2, 2, 3), np.uint8),
+                              gt_seg_map=label,
                               seg_fields=['gt_seg_map']))
     assert set(np.unique(out['gt_seg_map'])) == {0, 5, 18, 255}
     assert (out['gt_seg_map'] == np.kron(label, np.ones((2, 2), np.uint8))).all()
@@ -55,6 +59,7 @@ def test_random_crop_size_and_consistency():
 
 
 class CountingCrop(RandomCrop):
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.draws = 0
@@ -158,7 +163,10 @@ def test_photometric_order_contrast_first_or_last():
 def test_pack_seg_inputs():
     label = np.array([[0, 255], [18, 3]], np.uint8)
     r = results(2, 2, label)
-    r.update(img_path='a.png', seg_map_path='b.png', scale_factor=(1.0, 1.0), flip=False,
+    r.update(img_path='a.png',
+             seg_map_path='b.png',
+             scale_factor=(1.0, 1.0),
+             flip=False,
              flip_direction=None)
     packed = PackSegInputs()(r)
     assert packed['inputs'].dtype == torch.uint8 and packed['inputs'].shape == (3, 2, 2)

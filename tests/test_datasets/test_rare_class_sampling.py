@@ -16,8 +16,7 @@ from mmseg.structures import SegDataSample
 
 def write_stats(root: Path, per_file: dict) -> None:
     """Write the two RCS files for ``{file: {class: pixels}}``."""
-    stats = [dict({str(c): n for c, n in counts.items()}, file=f)
-             for f, counts in per_file.items()]
+    stats = [dict({str(c): n for c, n in counts.items()}, file=f) for f, counts in per_file.items()]
     with_class = {}
     for f, counts in per_file.items():
         for c, n in counts.items():
@@ -34,8 +33,8 @@ def test_probabilities_are_softmax_of_one_minus_frequency(tmp_path, temperature)
     freq = {0: 150 / total, 1: 10 / total, 5: 40 / total}
     z = sum(math.exp((1 - f) / temperature) for f in freq.values())
     assert classes == [1, 5, 0]  # rarest first
-    assert probs == pytest.approx([math.exp((1 - freq[c]) / temperature) / z
-                                   for c in classes], rel=1e-12)
+    assert probs == pytest.approx([math.exp((1 - freq[c]) / temperature) / z for c in classes],
+                                  rel=1e-12)
 
 
 def test_probabilities_on_converted_synthetic_gta(synthetic_data_root):
@@ -77,18 +76,23 @@ class StubSource:
         return dict(inputs=torch.zeros(3, 64, 64, dtype=torch.uint8), data_samples=sample)
 
 
-@pytest.mark.parametrize('succeed_at,pixels,ratio,calls', [
-    (1, 2000, 0.5, 1),     # first crop has 2000 > 3000 * 0.5 pixels: no re-run
-    (4, 2000, 0.5, 4),     # three misses, then success
-    (100, 2000, 0.5, 11),  # never: first run + 10 re-runs, last one kept
-    (1, 1500, 0.5, 11),    # 1500 is not > 1500
-    (100, 2000, 0.0, 1),   # min_crop_ratio 0 disables re-cropping
-])
+@pytest.mark.parametrize(
+    'succeed_at,pixels,ratio,calls',
+    [
+        (1, 2000, 0.5, 1),  # first crop has 2000 > 3000 * 0.5 pixels: no re-run
+        (4, 2000, 0.5, 4),  # three misses, then success
+        (100, 2000, 0.5, 11),  # never: first run + 10 re-runs, last one kept
+        (1, 1500, 0.5, 11),  # 1500 is not > 1500
+        (100, 2000, 0.0, 1),  # min_crop_ratio 0 disables re-cropping
+    ])
 def test_recrop_loop(tmp_path, succeed_at, pixels, ratio, calls):
     write_stats(tmp_path, {'0_labelTrainIds.png': {3: 5000}, '1_labelTrainIds.png': {0: 9000}})
     source = StubSource(succeed_at, pixels)
-    dataset = DGDataset(source, rare_class_sampling=dict(
-        min_pixels=3000, class_temp=0.01, min_crop_ratio=ratio), stats_dir=str(tmp_path))
+    dataset = DGDataset(source,
+                        rare_class_sampling=dict(min_pixels=3000,
+                                                 class_temp=0.01,
+                                                 min_crop_ratio=ratio),
+                        stats_dir=str(tmp_path))
     np.random.seed(0)
     assert dataset.rcs.draw() == (3, 0)  # the rarer class (P ~ 1 at T = 0.01), in file 0
     np.random.seed(0)
@@ -143,9 +147,11 @@ def test_rcs_item_holds_the_sampled_class(rcs_gta):
 
 
 def test_rcs_is_reproducible_under_mmengine_seeding(rcs_gta):
+
     def run():
         set_random_seed(7)
         return [rcs_gta[0] for _ in range(4)]
+
     first, second = run(), run()
     for a, b in zip(first, second):
         assert a['data_samples'].img_path == b['data_samples'].img_path
@@ -164,3 +170,24 @@ def test_uda_dataset_pairs_and_keys(build_from_config):
     set_random_seed(0)
     item = dataset[0]
     assert item['target_inputs'].shape == (3, 128, 128) and item['inputs'].shape == (3, 128, 128)
+
+
+def test_runner_dataloader_is_reproducible(synthetic_data_root):
+    """The config's train_dataloader through mmengine's Runner: same seed, same batches."""
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    from .conftest import load_config, retarget
+    init_default_scope('mmseg')
+    cfg = retarget(load_config('synthetic_dg.py').train_dataloader.to_dict(), synthetic_data_root)
+
+    def batches():
+        set_random_seed(0)
+        loader = Runner.build_dataloader(cfg, seed=0)
+        it = iter(loader)
+        return [next(it) for _ in range(3)]
+
+    first, second = batches(), batches()
+    for a, b in zip(first, second):
+        assert a['data_samples'][0].img_path == b['data_samples'][0].img_path
+        assert torch.equal(a['inputs'][0], b['inputs'][0])

@@ -73,18 +73,20 @@ def test_uda_train_dataset_from_config(build_from_config, config, target_type, t
 
 
 def test_dark_zurich_train_has_no_labels(synthetic_data_root):
-    dataset = DATASETS.build(dict(
-        type='DarkZurichDataset', data_root=str(synthetic_data_root / 'dark_zurich'),
-        data_prefix=dict(img_path='rgb_anon/train/night'),
-        pipeline=[dict(type='LoadImageFromFile'), dict(type='PackSegInputs')]))
+    dataset = DATASETS.build(
+        dict(type='DarkZurichDataset',
+             data_root=str(synthetic_data_root / 'dark_zurich'),
+             data_prefix=dict(img_path='rgb_anon/train/night'),
+             pipeline=[dict(type='LoadImageFromFile'),
+                       dict(type='PackSegInputs')]))
     assert len(dataset) == 8 and dataset.get_data_info(0)['seg_map_path'] is None
     assert 'gt_sem_seg' not in dataset[0]['data_samples']
 
 
 def test_label_path_derived_from_image_path(synthetic_data_root):
-    dataset = CityscapesDataset(
-        data_root=str(synthetic_data_root / 'cityscapes'),
-        data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'))
+    dataset = CityscapesDataset(data_root=str(synthetic_data_root / 'cityscapes'),
+                                data_prefix=dict(img_path='leftImg8bit/val',
+                                                 seg_map_path='gtFine/val'))
     info = dataset.get_data_info(0)
     img, seg = Path(info['img_path']), Path(info['seg_map_path'])
     assert img.name.replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png') == seg.name
@@ -93,9 +95,11 @@ def test_label_path_derived_from_image_path(synthetic_data_root):
 
 # --- bad input ---------------------------------------------------------------------------
 
+
 def _gta(root: Path, **kwargs) -> GTADataset:
-    return GTADataset(data_root=str(root), data_prefix=dict(img_path='images',
-                                                            seg_map_path='labels'), **kwargs)
+    return GTADataset(data_root=str(root),
+                      data_prefix=dict(img_path='images', seg_map_path='labels'),
+                      **kwargs)
 
 
 def test_missing_data_root_names_it(tmp_path):
@@ -137,8 +141,11 @@ def test_corrupt_image_and_bad_label_stop_with_the_file(synthetic_data_root, tmp
     (root / 'images' / '00001.png').write_bytes(b'not a png')
     # An unconverted label (raw ids 0..33) under the converted name.
     shutil.copy(root / 'labels' / '00002.png', root / 'labels' / '00002_labelTrainIds.png')
-    pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-                dict(type='PackSegInputs')]
+    pipeline = [
+        dict(type='LoadImageFromFile'),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs')
+    ]
     dataset = _gta(root, pipeline=pipeline)
     with pytest.raises(OSError, match=r'Cannot read image .*00001\.png'):
         dataset[0]

@@ -58,8 +58,8 @@ def check_stats(root: Path, label_glob: str) -> None:
 
 
 def test_gta_converter(synthetic_data_root, tmp_path):
-    root = copy_raw(synthetic_data_root / 'gta', tmp_path / 'gta',
-                    lambda n: not n.endswith(('_labelTrainIds.png', '.json')))
+    root = copy_raw(synthetic_data_root / 'gta', tmp_path / 'gta', lambda n: not n.endswith(
+        ('_labelTrainIds.png', '.json')))
     gta.main([str(root), '--nproc', '2'])
     raw = sorted((root / 'labels').glob('[0-9]*[0-9].png'))
     assert len(raw) == 24
@@ -73,9 +73,9 @@ def test_gta_converter(synthetic_data_root, tmp_path):
 
 
 def test_cityscapes_converter(synthetic_data_root, tmp_path):
-    root = copy_raw(synthetic_data_root / 'cityscapes', tmp_path / 'cs',
-                    lambda n: not (n.endswith(('_labelTrainIds.png', '.txt')) or
-                                   n.startswith('sample')))
+    root = copy_raw(
+        synthetic_data_root / 'cityscapes', tmp_path / 'cs', lambda n: not (n.endswith(
+            ('_labelTrainIds.png', '.txt')) or n.startswith('sample')))
     cityscapes.main([str(root)])
     label_ids = sorted(root.glob('gtFine/*/*/*_gtFine_labelIds.png'))
     assert len(label_ids) == 16
@@ -90,17 +90,19 @@ def test_cityscapes_converter(synthetic_data_root, tmp_path):
 def test_cityscapes_unknown_polygon_label_names_the_file(tmp_path):
     gt = tmp_path / 'gtFine' / 'val' / 'x'
     gt.mkdir(parents=True)
-    (gt / 'x_000000_000000_gtFine_polygons.json').write_text(json.dumps(dict(
-        imgHeight=4, imgWidth=4, objects=[dict(label='spaceship', polygon=[[0, 0], [3, 0],
-                                                                           [3, 3]])])))
+    (gt / 'x_000000_000000_gtFine_polygons.json').write_text(
+        json.dumps(
+            dict(imgHeight=4,
+                 imgWidth=4,
+                 objects=[dict(label='spaceship', polygon=[[0, 0], [3, 0], [3, 3]])])))
     with pytest.raises(ValueError, match=r'x_000000_000000_gtFine_polygons\.json'):
         cityscapes.convert(tmp_path)
     assert not list(gt.glob('*labelTrainIds*'))  # nothing half-written
 
 
 def test_synthia_converter(synthetic_data_root, tmp_path):
-    root = copy_raw(synthetic_data_root / 'synthia', tmp_path / 'synthia',
-                    lambda n: not n.endswith(('_labelTrainIds.png', '.json')))
+    root = copy_raw(synthetic_data_root / 'synthia', tmp_path / 'synthia', lambda n: not n.endswith(
+        ('_labelTrainIds.png', '.json')))
     synthia.main([str(root)])
     table = np.full(65536, 255, np.uint8)
     for raw, train in synthia.SYNTHIA_ID_TO_TRAIN_ID.items():

@@ -13,29 +13,40 @@ TINY = dict(num_source=2, num_train=2, num_val=2, source_size=(64, 36), target_s
 
 # One file per domain that the real download (or its converter) holds, relative to the root.
 EXPECTED_FILES = [
-    'gta/images/00001.png', 'gta/labels/00001.png', 'gta/labels/00001_labelTrainIds.png',
-    'gta/sample_class_stats.json', 'gta/sample_class_stats_dict.json',
+    'gta/images/00001.png',
+    'gta/labels/00001.png',
+    'gta/labels/00001_labelTrainIds.png',
+    'gta/sample_class_stats.json',
+    'gta/sample_class_stats_dict.json',
     'gta/samples_with_class.json',
-    'synthia/RGB/0000000.png', 'synthia/GT/LABELS/0000000.png',
-    'synthia/GT/LABELS/0000000_labelTrainIds.png', 'synthia/samples_with_class.json',
+    'synthia/RGB/0000000.png',
+    'synthia/GT/LABELS/0000000.png',
+    'synthia/GT/LABELS/0000000_labelTrainIds.png',
+    'synthia/samples_with_class.json',
     'cityscapes/leftImg8bit/train/aachen/aachen_000000_000019_leftImg8bit.png',
     'cityscapes/gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_polygons.json',
     'cityscapes/gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelIds.png',
     'cityscapes/gtFine/val/frankfurt/frankfurt_000000_000019_gtFine_labelTrainIds.png',
-    'cityscapes/samples_with_class.json', 'cityscapes/val.txt',
+    'cityscapes/samples_with_class.json',
+    'cityscapes/val.txt',
     'acdc/rgb_anon/fog/val/GOPR0410/GOPR0410_frame_000000_rgb_anon.png',
     'acdc/gt/night/train/GOPR0401/GOPR0401_frame_000001_gt_labelTrainIds.png',
     'acdc/gt/night/train/GOPR0401/GOPR0401_frame_000001_gt_labelIds.png',
     'dark_zurich/rgb_anon/train/night/GOPR0351/GOPR0351_frame_000000_rgb_anon.png',
     'dark_zurich/gt/val/night/GOPR0356/GOPR0356_frame_000000_gt_labelTrainIds.png',
-    'mapillary/training/images', 'mapillary/validation/v1.2/labels',
-    'mapillary/validation/labels', 'bdd100k/images/10k/val', 'bdd100k/labels/10k/val',
+    'mapillary/training/images',
+    'mapillary/validation/v1.2/labels',
+    'mapillary/validation/labels',
+    'bdd100k/images/10k/val',
+    'bdd100k/labels/10k/val',
 ]
 
 
 def files(root: Path) -> dict:
-    return {p.relative_to(root).as_posix(): p.read_bytes()
-            for p in sorted(root.rglob('*')) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob('*')) if p.is_file()
+    }
 
 
 def test_default_set_has_the_raw_layouts(synthetic_data_root):
@@ -79,11 +90,13 @@ def test_idempotent_marker(tmp_path):
 
 
 def test_main_writes_requested_sizes(tmp_path):
-    main(['--out', str(tmp_path), '--seed', '1', '--num-source', '1', '--num-val', '1',
-          '--num-train', '1', '--source-size', '48', '32', '--target-size', '40', '20',
-          '--domains', 'gta', 'bdd100k'])
+    main([
+        '--out',
+        str(tmp_path), '--seed', '1', '--num-source', '1', '--num-val', '1', '--num-train', '1',
+        '--source-size', '48', '32', '--target-size', '40', '20', '--domains', 'gta', 'bdd100k'
+    ])
     assert cv2.imread(str(tmp_path / 'gta' / 'images' / '00001.png')).shape == (32, 48, 3)
-    (bdd,) = (tmp_path / 'bdd100k' / 'images' / '10k' / 'val').glob('*.jpg')
+    (bdd, ) = (tmp_path / 'bdd100k' / 'images' / '10k' / 'val').glob('*.jpg')
     assert cv2.imread(str(bdd)).shape == (20, 40, 3)
 
 
@@ -95,7 +108,7 @@ def _pixels(images, label_of):
 
 
 def _nearest_mean_accuracy(means, x, y):
-    return float((((x[:, None] - means[None]) ** 2).sum(-1).argmin(1) == y).mean())
+    return float((((x[:, None] - means[None])**2).sum(-1).argmin(1) == y).mean())
 
 
 def test_source_model_loses_accuracy_on_other_domains(synthetic_data_root):
@@ -106,15 +119,13 @@ def test_source_model_loses_accuracy_on_other_domains(synthetic_data_root):
     means = np.stack([x[y == c].mean(0) for c in range(19)])
     source_acc = _nearest_mean_accuracy(means, x, y)
     targets = {
-        'cityscapes': (sorted(root.glob('cityscapes/leftImg8bit/val/*/*.png')),
-                       lambda p: str(p).replace('leftImg8bit/', 'gtFine/').replace(
-                           '_leftImg8bit.png', '_gtFine_labelTrainIds.png')),
-        'acdc': (sorted(root.glob('acdc/rgb_anon/*/val/*/*.png')),
-                 lambda p: str(p).replace('rgb_anon/', 'gt/').replace(
-                     '_rgb_anon.png', '_gt_labelTrainIds.png')),
-        'dark_zurich': (sorted(root.glob('dark_zurich/rgb_anon/val/*/*/*.png')),
-                        lambda p: str(p).replace('rgb_anon/', 'gt/').replace(
-                            '_rgb_anon.png', '_gt_labelTrainIds.png')),
+        'cityscapes':
+        (sorted(root.glob('cityscapes/leftImg8bit/val/*/*.png')), lambda p: str(p).replace(
+            'leftImg8bit/', 'gtFine/').replace('_leftImg8bit.png', '_gtFine_labelTrainIds.png')),
+        'acdc': (sorted(root.glob('acdc/rgb_anon/*/val/*/*.png')), lambda p: str(p).replace(
+            'rgb_anon/', 'gt/').replace('_rgb_anon.png', '_gt_labelTrainIds.png')),
+        'dark_zurich': (sorted(root.glob('dark_zurich/rgb_anon/val/*/*/*.png')), lambda p: str(
+            p).replace('rgb_anon/', 'gt/').replace('_rgb_anon.png', '_gt_labelTrainIds.png')),
     }
     assert source_acc > 0.7
     for name, (images, label_of) in targets.items():
@@ -124,6 +135,6 @@ def test_source_model_loses_accuracy_on_other_domains(synthetic_data_root):
         if name == 'acdc':  # four conditions: one mean colour per class cannot fit them all
             continue
         # ...while the classes stay separable in the target's own colours.
-        own = np.stack([xt[yt == c].mean(0) if (yt == c).any() else np.full(3, 1e6)
-                        for c in range(19)])
+        own = np.stack(
+            [xt[yt == c].mean(0) if (yt == c).any() else np.full(3, 1e6) for c in range(19)])
         assert _nearest_mean_accuracy(own, xt, yt) > target_acc + 0.1, name

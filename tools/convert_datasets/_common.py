@@ -31,6 +31,7 @@ def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Name
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument('root', type=Path, help='dataset root folder')
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
     return parser.parse_args(argv)
 
 
@@ -95,15 +96,19 @@ def save_class_stats(out_dir: Path, sample_class_stats: List[Dict[str, object]])
         for c, n in counts.items():
             with_class.setdefault(c, []).append([file, n])
     with_class = dict(sorted(with_class.items(), key=lambda kv: int(kv[0])))
-    for name, obj in (('sample_class_stats.json', stats),
-                      ('sample_class_stats_dict.json', per_file),
-                      ('samples_with_class.json', with_class)):
+    for name, obj in (('sample_class_stats.json', stats), ('sample_class_stats_dict.json',
+                                                           per_file), ('samples_with_class.json',
+                                                                       with_class)):
         atomic_write_text(out_dir / name, json.dumps(obj, indent=2) + '\n')
     logger.info('wrote class statistics of %d files to %s', len(stats), out_dir)
 
 
-def convert_with_table(sources: Sequence[Path], dst_of: Callable[[Path], Path],
-                       table: np.ndarray, root: Path, nproc: int, desc: str,
+def convert_with_table(sources: Sequence[Path],
+                       dst_of: Callable[[Path], Path],
+                       table: np.ndarray,
+                       root: Path,
+                       nproc: int,
+                       desc: str,
                        read: Callable[[Path], np.ndarray] = read_pil_ids) -> List[Dict]:
     """Convert each raw label with ``table``; return the per-file stats."""
     pairs = [(src, dst_of(src)) for src in sources]

@@ -19,8 +19,12 @@ if __name__ == '__main__':
 from cityscapesscripts.preparation.json2labelImg import json2labelImg  # noqa: E402
 
 from mmseg.utils import atomic_path, atomic_write_text  # noqa: E402
-from tools.convert_datasets._common import (class_stats, parse_args,  # noqa: E402
-                                            require_dir, run_parallel, save_class_stats)
+from tools.convert_datasets._common import (
+    class_stats,
+    parse_args,  # noqa: E402
+    require_dir,
+    run_parallel,
+    save_class_stats)
 
 POLYGONS = '_gtFine_polygons.json'
 TRAIN_IDS = '_gtFine_labelTrainIds.png'
@@ -49,8 +53,9 @@ def write_split_lists(root: Path) -> None:
     if not img_root.is_dir():
         return
     for split_dir in sorted(p for p in img_root.iterdir() if p.is_dir()):
-        names = sorted(p.relative_to(split_dir).as_posix()[:-len(IMAGES)]
-                       for p in split_dir.rglob('*' + IMAGES))
+        names = sorted(
+            p.relative_to(split_dir).as_posix()[:-len(IMAGES)]
+            for p in split_dir.rglob('*' + IMAGES))
         atomic_write_text(root / f'{split_dir.name}.txt', ''.join(n + '\n' for n in names))
 
 

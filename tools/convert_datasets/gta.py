@@ -12,12 +12,35 @@ from typing import Optional, Sequence
 if __name__ == '__main__':  # allow `python tools/convert_datasets/gta.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (convert_with_table, lookup_table,  # noqa: E402
-                                            parse_args, require_dir, save_class_stats)
+from tools.convert_datasets._common import (
+    convert_with_table,
+    lookup_table,  # noqa: E402
+    parse_args,
+    require_dir,
+    save_class_stats)
 
 #: GTA ships Cityscapes label ids; the 19 evaluated ones map to train ids (release table).
-GTA_ID_TO_TRAIN_ID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10,
-                      24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18}
+GTA_ID_TO_TRAIN_ID = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18
+}
 
 # Raw labels end in a digit; converted ones end in `_labelTrainIds.png`.
 RAW_LABEL = re.compile(r'.*\d\.png$')

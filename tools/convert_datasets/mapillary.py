@@ -12,8 +12,11 @@ from typing import Optional, Sequence
 if __name__ == '__main__':
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (convert_with_table, lookup_table,  # noqa: E402
-                                            parse_args, save_class_stats)
+from tools.convert_datasets._common import (
+    convert_with_table,
+    lookup_table,  # noqa: E402
+    parse_args,
+    save_class_stats)
 
 # Mapillary Vistas v1.2 class id -> Cityscapes train id. This is the mapping used by the
 # domain-generalisation literature that evaluates GTA-trained models on Mapillary
@@ -21,20 +24,20 @@ from tools.convert_datasets._common import (convert_with_table, lookup_table,  #
 # ids follow the order of the v1.2 `config.json`; every id not listed (animals, bridges,
 # tunnels, crosswalk markings, other objects, caravans, trailers, boats, void) is ignored.
 MAPILLARY_V12_TO_TRAIN_ID = {
-    13: 0,   # construction--flat--road -> road
-    24: 0,   # marking--general -> road
-    41: 0,   # object--manhole -> road
-    2: 1,    # construction--barrier--curb -> sidewalk
-    15: 1,   # construction--flat--sidewalk -> sidewalk
-    17: 2,   # construction--structure--building -> building
-    6: 3,    # construction--barrier--wall -> wall
-    3: 4,    # construction--barrier--fence -> fence
-    45: 5,   # object--support--pole -> pole
-    47: 5,   # object--support--utility-pole -> pole
-    48: 6,   # object--traffic-light -> traffic light
-    50: 7,   # object--traffic-sign--front -> traffic sign
-    30: 8,   # nature--vegetation -> vegetation
-    29: 9,   # nature--terrain -> terrain
+    13: 0,  # construction--flat--road -> road
+    24: 0,  # marking--general -> road
+    41: 0,  # object--manhole -> road
+    2: 1,  # construction--barrier--curb -> sidewalk
+    15: 1,  # construction--flat--sidewalk -> sidewalk
+    17: 2,  # construction--structure--building -> building
+    6: 3,  # construction--barrier--wall -> wall
+    3: 4,  # construction--barrier--fence -> fence
+    45: 5,  # object--support--pole -> pole
+    47: 5,  # object--support--utility-pole -> pole
+    48: 6,  # object--traffic-light -> traffic light
+    50: 7,  # object--traffic-sign--front -> traffic sign
+    30: 8,  # nature--vegetation -> vegetation
+    29: 9,  # nature--terrain -> terrain
     27: 10,  # nature--sky -> sky
     19: 11,  # human--person -> person
     20: 12,  # human--rider--bicyclist -> rider
@@ -66,8 +69,12 @@ def convert(root: Path, nproc: int = 1) -> Path:
     for split in splits:
         raw = sorted((root / split / 'v1.2' / 'labels').glob('*.png'))
         out_dir = root / split / 'labels'
-        stats = convert_with_table(raw, lambda p, d=out_dir: d / (p.stem + SUFFIX), table,
-                                   root, nproc, f'Mapillary {split}')
+        stats = convert_with_table(raw,
+                                   lambda p, d=out_dir: d / (p.stem + SUFFIX),
+                                   table,
+                                   root,
+                                   nproc,
+                                   f'Mapillary {split}')
         if split == 'training':
             save_class_stats(root, stats)
     return root

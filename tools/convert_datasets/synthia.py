@@ -14,12 +14,35 @@ import numpy as np
 if __name__ == '__main__':
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (convert_with_table, lookup_table,  # noqa: E402
-                                            parse_args, require_dir, save_class_stats)
+from tools.convert_datasets._common import (
+    convert_with_table,
+    lookup_table,  # noqa: E402
+    parse_args,
+    require_dir,
+    save_class_stats)
 
 #: SYNTHIA class ids -> Cityscapes train ids (release table; terrain, truck, train never occur).
-SYNTHIA_ID_TO_TRAIN_ID = {3: 0, 4: 1, 2: 2, 21: 3, 5: 4, 7: 5, 15: 6, 9: 7, 6: 8, 16: 9, 1: 10,
-                          10: 11, 17: 12, 8: 13, 18: 14, 19: 15, 20: 16, 12: 17, 11: 18}
+SYNTHIA_ID_TO_TRAIN_ID = {
+    3: 0,
+    4: 1,
+    2: 2,
+    21: 3,
+    5: 4,
+    7: 5,
+    15: 6,
+    9: 7,
+    6: 8,
+    16: 9,
+    1: 10,
+    10: 11,
+    17: 12,
+    8: 13,
+    18: 14,
+    19: 15,
+    20: 16,
+    12: 17,
+    11: 18
+}
 
 SUFFIX = '_labelTrainIds.png'
 
@@ -39,9 +62,13 @@ def convert(root: Path, nproc: int = 1) -> Path:
     raw = sorted(p for p in label_dir.rglob('*.png') if not p.name.endswith(SUFFIX))
     if not raw:
         raise FileNotFoundError(f'{label_dir} holds no raw SYNTHIA labels.')
-    stats = convert_with_table(raw, lambda p: p.with_name(p.stem + SUFFIX),
-                               lookup_table(SYNTHIA_ID_TO_TRAIN_ID), root, nproc,
-                               'SYNTHIA labels', read=read_synthia_ids)
+    stats = convert_with_table(raw,
+                               lambda p: p.with_name(p.stem + SUFFIX),
+                               lookup_table(SYNTHIA_ID_TO_TRAIN_ID),
+                               root,
+                               nproc,
+                               'SYNTHIA labels',
+                               read=read_synthia_ids)
     save_class_stats(root, stats)
     return root
 

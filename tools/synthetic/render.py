@@ -24,14 +24,16 @@ for _label in CS_LABELS:
         ID_TO_TRAIN_ID[_label.id] = _label.trainId
 
 # Natural colour (RGB) and (fine, coarse) texture amplitude of each train id.
-_CLASS_LOOK = [
-    ((110, 100, 115), 0.05, 0.06), ((175, 150, 160), 0.04, 0.05), ((125, 100, 85), 0.06, 0.12),
-    ((140, 140, 165), 0.04, 0.08), ((170, 140, 105), 0.05, 0.05), ((130, 135, 130), 0.02, 0.02),
-    ((70, 60, 30), 0.02, 0.02), ((225, 200, 35), 0.02, 0.02), ((60, 120, 40), 0.25, 0.20),
-    ((150, 175, 85), 0.12, 0.10), ((140, 180, 230), 0.01, 0.05), ((195, 50, 75), 0.05, 0.05),
-    ((225, 95, 30), 0.05, 0.05), ((40, 60, 160), 0.03, 0.04), ((70, 100, 105), 0.04, 0.05),
-    ((30, 140, 125), 0.03, 0.05), ((160, 40, 40), 0.03, 0.05), ((115, 45, 155), 0.04, 0.04),
-    ((130, 25, 60), 0.04, 0.04)]
+_CLASS_LOOK = [((110, 100, 115), 0.05, 0.06), ((175, 150, 160), 0.04, 0.05),
+               ((125, 100, 85), 0.06, 0.12), ((140, 140, 165), 0.04, 0.08),
+               ((170, 140, 105), 0.05, 0.05), ((130, 135, 130), 0.02, 0.02),
+               ((70, 60, 30), 0.02, 0.02), ((225, 200, 35), 0.02, 0.02),
+               ((60, 120, 40), 0.25, 0.20), ((150, 175, 85), 0.12, 0.10),
+               ((140, 180, 230), 0.01, 0.05), ((195, 50, 75), 0.05, 0.05),
+               ((225, 95, 30), 0.05, 0.05),
+               ((40, 60, 160), 0.03, 0.04), ((70, 100, 105), 0.04, 0.05),
+               ((30, 140, 125), 0.03, 0.05), ((160, 40, 40), 0.03, 0.05),
+               ((115, 45, 155), 0.04, 0.04), ((130, 25, 60), 0.04, 0.04)]
 COLOR = np.zeros((256, 3), np.float32)
 FINE = np.zeros(256, np.float32)
 COARSE = np.zeros(256, np.float32)
@@ -40,8 +42,10 @@ COLOR[name2label['ego vehicle'].id] = (35, 35, 40)
 for _id in range(NUM_IDS):
     if ID_TO_TRAIN_ID[_id] < 19:
         COLOR[_id], FINE[_id], COARSE[_id] = _CLASS_LOOK[ID_TO_TRAIN_ID[_id]]
-_ID = {name: name2label[name].id for name in ('building', 'fence', 'sky', 'road', 'sidewalk',
-                                               'terrain', 'vegetation')}
+_ID = {
+    name: name2label[name].id
+    for name in ('building', 'fence', 'sky', 'road', 'sidewalk', 'terrain', 'vegetation')
+}
 
 
 @dataclass(frozen=True)
@@ -57,23 +61,39 @@ class Style:
     effect: str = ''
 
 
-REAL = Style(saturation=0.6, brightness=0.92, texture=1.4, blur=0.7, noise=4.0,
+REAL = Style(saturation=0.6,
+             brightness=0.92,
+             texture=1.4,
+             blur=0.7,
+             noise=4.0,
              tint=(1.0, 1.0, 0.95))
 STYLES = {
-    'gta': Style(saturation=1.7, brightness=1.08, texture=0.4, noise=1.5),
-    'synthia': Style(saturation=1.5, texture=0.5, noise=1.5, tint=(0.92, 1.0, 1.12)),
-    'cityscapes': REAL,
-    'bdd100k': replace(REAL, saturation=0.75, brightness=0.9, blur=1.0, noise=5.0,
-                       tint=(1.08, 1.0, 0.86)),
-    'fog': replace(REAL, effect='fog'), 'rain': replace(REAL, effect='rain', blur=1.0),
-    'snow': replace(REAL, effect='snow'), 'night': replace(REAL, effect='night', noise=6.0),
+    'gta':
+    Style(saturation=1.7, brightness=1.08, texture=0.4, noise=1.5),
+    'synthia':
+    Style(saturation=1.5, texture=0.5, noise=1.5, tint=(0.92, 1.0, 1.12)),
+    'cityscapes':
+    REAL,
+    'bdd100k':
+    replace(REAL, saturation=0.75, brightness=0.9, blur=1.0, noise=5.0, tint=(1.08, 1.0, 0.86)),
+    'fog':
+    replace(REAL, effect='fog'),
+    'rain':
+    replace(REAL, effect='rain', blur=1.0),
+    'snow':
+    replace(REAL, effect='snow'),
+    'night':
+    replace(REAL, effect='night', noise=6.0),
 }
 
 
 def random_style(rng: np.random.Generator) -> Style:
     """A real-looking style with a random camera (Mapillary: many devices)."""
-    return replace(REAL, saturation=rng.uniform(0.5, 1.0), brightness=rng.uniform(0.75, 1.2),
-                   tint=tuple(rng.uniform(0.88, 1.12, 3)), blur=rng.uniform(0.3, 1.0),
+    return replace(REAL,
+                   saturation=rng.uniform(0.5, 1.0),
+                   brightness=rng.uniform(0.75, 1.2),
+                   tint=tuple(rng.uniform(0.88, 1.12, 3)),
+                   blur=rng.uniform(0.3, 1.0),
                    noise=rng.uniform(2.0, 6.0))
 
 
@@ -104,8 +124,8 @@ def _base(ids: np.ndarray, inst: np.ndarray, style: Style, rng: np.random.Genera
     img = COLOR[ids].copy()
     jitter = rng.normal(1.0, style.instance_jitter, inst.max() + 1).clip(0.6, 1.4)
     fine = rng.standard_normal((h, w)).astype(np.float32)
-    shade = jitter[inst] * (1 + style.texture * (FINE[ids] * fine + COARSE[ids] *
-                                                 _smooth_noise(rng, h, w, 8)))
+    shade = jitter[inst] * (1 + style.texture *
+                            (FINE[ids] * fine + COARSE[ids] * _smooth_noise(rng, h, w, 8)))
     yy, xx = np.mgrid[0:h, 0:w]
     windows = (ids == _ID['building']) & ((xx // 5) % 3 == 0) & ((yy // 6) % 2 == 0)
     shade[windows] *= 0.6

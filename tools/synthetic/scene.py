@@ -53,9 +53,13 @@ class SceneBuilder:
         ego: Add the ego-vehicle hood at the bottom (an ignored label).
     """
 
-    def __init__(self, rng: np.random.Generator, width: int, height: int,
+    def __init__(self,
+                 rng: np.random.Generator,
+                 width: int,
+                 height: int,
                  horizon: Tuple[float, float] = (0.36, 0.48),
-                 substitute: Optional[Dict[str, str]] = None, ego: bool = False) -> None:
+                 substitute: Optional[Dict[str, str]] = None,
+                 ego: bool = False) -> None:
         self.rng, self.w, self.h = rng, width, height
         self.yh = int(height * rng.uniform(*horizon))
         self.xv = width * rng.uniform(0.4, 0.6)
@@ -89,8 +93,9 @@ class SceneBuilder:
         w, h, yh = self.w, self.h, self.yh
         self.add('sky', _rect(0, 0, w, yh + 1))
         self.add('terrain', _rect(0, yh, w, h))
-        self.add('road', _poly([(self.xv - 1, yh), (self.xv + 1, yh), (self.road_b[1], h),
-                                (self.road_b[0], h)]))
+        self.add(
+            'road',
+            _poly([(self.xv - 1, yh), (self.xv + 1, yh), (self.road_b[1], h), (self.road_b[0], h)]))
         for outer, inner in ((self.walk_b[0], self.road_b[0]), (self.walk_b[1], self.road_b[1])):
             self.add('sidewalk', _poly([(self.xv, yh), (outer, h), (inner, h)]))
 
@@ -113,8 +118,13 @@ class SceneBuilder:
             x, y = self.along(self.walk_b[side] + (-1 if side == 0 else 1) * 0.15 * self.w, t)
             u = self.unit(t)
             self.add('vegetation', _rect(x - 0.06 * u, y - 2.0 * u, x + 0.06 * u, y))
-            self.add('vegetation', _ellipse(x, y - 2.6 * u, self.rng.uniform(0.8, 1.4) * u,
-                                            self.rng.uniform(0.8, 1.2) * u, n=9))
+            self.add(
+                'vegetation',
+                _ellipse(x,
+                         y - 2.6 * u,
+                         self.rng.uniform(0.8, 1.4) * u,
+                         self.rng.uniform(0.8, 1.2) * u,
+                         n=9))
 
     def barrier(self, side: int, name: str, big: bool = False) -> None:
         ta = self.rng.uniform(0.05, 0.3) if not big else 0.2
@@ -160,19 +170,29 @@ class SceneBuilder:
     def vehicle(self, t: float, name: str) -> None:
         u, y = self.unit(t), self.yh + (self.h - self.yh) * t
         x = self.road_x(t, self.rng.uniform(0.2, 0.8))
-        wid, hei = {'car': (1.25, 0.95), 'truck': (1.55, 2.0), 'bus': (1.65, 2.1),
-                    'train': (1.85, 2.3)}[name]
+        wid, hei = {
+            'car': (1.25, 0.95),
+            'truck': (1.55, 2.0),
+            'bus': (1.65, 2.1),
+            'train': (1.85, 2.3)
+        }[name]
         w, h = wid * u * self.rng.uniform(0.9, 1.1), hei * u * self.rng.uniform(0.9, 1.1)
         if name == 'car':
-            parts = [_rect(x - w / 2, y - 0.55 * h, x + w / 2, y),
-                     _poly([(x - 0.42 * w, y - 0.55 * h), (x + 0.42 * w, y - 0.55 * h),
-                            (x + 0.3 * w, y - h), (x - 0.3 * w, y - h)])]
+            parts = [
+                _rect(x - w / 2, y - 0.55 * h, x + w / 2, y),
+                _poly([(x - 0.42 * w, y - 0.55 * h), (x + 0.42 * w, y - 0.55 * h),
+                       (x + 0.3 * w, y - h), (x - 0.3 * w, y - h)])
+            ]
         elif name == 'truck':
-            parts = [_rect(x - w / 2, y - h, x + w / 2, y - 0.1 * h),
-                     _rect(x - 0.4 * w, y - 0.2 * h, x + 0.4 * w, y)]
+            parts = [
+                _rect(x - w / 2, y - h, x + w / 2, y - 0.1 * h),
+                _rect(x - 0.4 * w, y - 0.2 * h, x + 0.4 * w, y)
+            ]
         else:
-            parts = [_poly([(x - w / 2, y), (x + w / 2, y), (x + w / 2, y - 0.92 * h),
-                            (x + 0.4 * w, y - h), (x - 0.4 * w, y - h), (x - w / 2, y - 0.92 * h)])]
+            parts = [
+                _poly([(x - w / 2, y), (x + w / 2, y), (x + w / 2, y - 0.92 * h),
+                       (x + 0.4 * w, y - h), (x - 0.4 * w, y - h), (x - w / 2, y - 0.92 * h)])
+            ]
         for dx in (-0.38 * w, 0.38 * w):  # rear lights
             self.scene.lights.append((x + dx, y - 0.4 * h, max(1.5, 0.08 * u)))
         self.add_dynamic(t, [(name, p) for p in parts])
@@ -181,10 +201,11 @@ class SceneBuilder:
         """A standing figure of height ~1.15 camera heights with feet at (x, y)."""
         h = 1.15 * u * self.rng.uniform(0.9, 1.1)
         w = max(2.0, 0.32 * u)
-        return [(name, _poly([(x - w * 0.35, y), (x - w * 0.05, y), (x - w * 0.05, y - 0.45 * h),
-                              (x + w * 0.05, y - 0.45 * h), (x + w * 0.05, y), (x + w * 0.35, y),
-                              (x + w * 0.2, y - 0.5 * h), (x + w / 2, y - 0.82 * h),
-                              (x - w / 2, y - 0.82 * h), (x - w * 0.2, y - 0.5 * h)])),
+        return [(name,
+                 _poly([(x - w * 0.35, y), (x - w * 0.05, y), (x - w * 0.05, y - 0.45 * h),
+                        (x + w * 0.05, y - 0.45 * h), (x + w * 0.05, y), (x + w * 0.35, y),
+                        (x + w * 0.2, y - 0.5 * h), (x + w / 2, y - 0.82 * h),
+                        (x - w / 2, y - 0.82 * h), (x - w * 0.2, y - 0.5 * h)])),
                 (name, _ellipse(x, y - 0.9 * h, max(1.0, 0.11 * h), max(1.0, 0.1 * h), n=8))]
 
     def person(self, t: float) -> None:
@@ -195,14 +216,15 @@ class SceneBuilder:
     def two_wheeler(self, t: float, name: str, ridden: bool = True) -> None:
         u, y = self.unit(t), self.along(0, t)[1]
         x = self.road_x(t, self.rng.uniform(0.1, 0.9))
-        length, r = (1.3 * u, 0.24 * u) if name == 'motorcycle' else (1.1 * u, 0.3 * u)
+        length, r = (1.3 * u, 0.22 * u) if name == 'motorcycle' else (1.1 * u, 0.25 * u)
         parts = [(name, _ellipse(x - length / 2 + r, y - r, r, r)),
                  (name, _ellipse(x + length / 2 - r, y - r, r, r))]
         if name == 'motorcycle':
             parts.append((name, _rect(x - 0.35 * length, y - 2.3 * r, x + 0.4 * length, y - r)))
         else:
-            parts.append((name, _poly([(x - length / 2 + r, y - r), (x, y - 2.6 * r),
-                                       (x + length / 2 - r, y - r), (x, y - 1.2 * r)])))
+            parts.append((name,
+                          _poly([(x - length / 2 + r, y - r), (x, y - 2.6 * r),
+                                 (x + length / 2 - r, y - r), (x, y - 1.2 * r)])))
         if ridden:
             parts += self.person_parts(x, y - 1.6 * r, u * 0.85, 'rider')
         self.add_dynamic(t, parts)
@@ -214,10 +236,9 @@ class SceneBuilder:
         self.add_dynamic(t, [('static', _rect(x - 0.2 * u, y - 0.5 * u, x + 0.2 * u, y))])
 
     # assembly ------------------------------------------------------------------------------
-    def build(self, feature: Optional[str] = None) -> Scene:
-        """Compose a scene; ``feature`` forces a large instance of that class."""
+    def sides(self, feature: Optional[str]) -> None:
+        """Facades or nature on both sides, with walls and fences."""
         rng = self.rng
-        self.ground()
         nature_side = int(rng.integers(2)) if feature in ('vegetation', 'terrain') else -1
         for side in (0, 1):
             if side == nature_side or rng.random() > 0.65:
@@ -229,42 +250,55 @@ class SceneBuilder:
                     self.barrier(side, name, big=True)
                 elif rng.random() < 0.25:
                     self.barrier(side, name)
-        near = lambda: rng.uniform(0.5, 0.8)  # noqa: E731
+
+    def traffic(self, feature: Optional[str]) -> None:
+        """Poles, vehicles, people and riders; the featured class gets a near instance."""
+        rng = self.rng
+        near = rng.uniform(0.5, 0.8)
         heads = ('traffic light', 'traffic sign', 'lamp')
         for _ in range(rng.integers(1, 4)):
             self.pole(rng.uniform(0.1, 0.95), int(rng.integers(2)), heads[rng.integers(3)])
         if feature in ('pole', 'traffic light', 'traffic sign'):
-            self.pole(near(), int(rng.integers(2)), feature if feature != 'pole' else 'lamp')
+            self.pole(near, int(rng.integers(2)), feature if feature != 'pole' else 'lamp')
         for _ in range(rng.integers(0, 4)):
             self.vehicle(rng.uniform(0.1, 0.85), 'car')
         for name, p in (('truck', 0.25), ('bus', 0.15), ('train', 0.08)):
             if rng.random() < p:
                 self.vehicle(rng.uniform(0.1, 0.85), name)
         if feature in ('car', 'truck', 'bus', 'train'):
-            self.vehicle(near(), feature)
+            self.vehicle(near, feature)
         for _ in range(rng.integers(0, 4)):
             self.person(rng.uniform(0.2, 1.0))
         if feature == 'person':
-            self.person(near())
+            self.person(near)
         for name, p in (('bicycle', 0.25), ('motorcycle', 0.2)):
             if rng.random() < p:
                 self.two_wheeler(rng.uniform(0.2, 1.0), name, ridden=rng.random() < 0.8)
         if feature in ('rider', 'bicycle', 'motorcycle'):
             kind = feature if feature != 'rider' else ('bicycle', 'motorcycle')[rng.integers(2)]
-            self.two_wheeler(near(), kind, ridden=feature == 'rider' or rng.random() < 0.5)
+            self.two_wheeler(near, kind, ridden=feature == 'rider' or rng.random() < 0.5)
         if rng.random() < 0.3:
             self.clutter(rng.uniform(0.3, 0.9))
+
+    def build(self, feature: Optional[str] = None) -> Scene:
+        """Compose a scene; ``feature`` forces a large instance of that class."""
+        self.ground()
+        self.sides(feature)
+        self.traffic(feature)
         for _, parts in sorted(self._dynamic, key=lambda item: item[0]):
             self.scene.objects.extend(parts)
         if self.ego:
             w, h, e = self.w, self.h, 0.07 * self.h
-            self.scene.objects.append(('ego vehicle', _poly(
-                [(0, h), (0, h - e), (0.2 * w, h - 1.6 * e), (0.8 * w, h - 1.6 * e),
-                 (w, h - e), (w, h)])))
+            hood = [(0, h), (0, h - e), (0.2 * w, h - 1.6 * e), (0.8 * w, h - 1.6 * e), (w, h - e),
+                    (w, h)]
+            self.scene.objects.append(('ego vehicle', _poly(hood)))
         return self.scene
 
 
-def make_scene(rng: np.random.Generator, width: int, height: int,
-               feature: Optional[str] = None, **kwargs) -> Scene:
+def make_scene(rng: np.random.Generator,
+               width: int,
+               height: int,
+               feature: Optional[str] = None,
+               **kwargs) -> Scene:
     """One random scene (see :class:`SceneBuilder` for ``kwargs``)."""
     return SceneBuilder(rng, width, height, **kwargs).build(feature)

@@ -25,8 +25,15 @@ from .scene import make_scene
 FEATURES = ('road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light',
             'traffic sign', 'vegetation', 'terrain', 'sky', 'person', 'rider', 'car', 'truck',
             'bus', 'train', 'motorcycle', 'bicycle')
-DOMAIN_IDS = {'gta': 1, 'synthia': 2, 'cityscapes': 3, 'acdc': 4, 'dark_zurich': 5,
-              'bdd100k': 6, 'mapillary': 7}
+DOMAIN_IDS = {
+    'gta': 1,
+    'synthia': 2,
+    'cityscapes': 3,
+    'acdc': 4,
+    'dark_zurich': 5,
+    'bdd100k': 6,
+    'mapillary': 7
+}
 Size = Tuple[int, int]
 
 
@@ -40,16 +47,55 @@ def _table(mapping: Dict[str, int], default: int) -> np.ndarray:
 
 # Raw ids of the other datasets for the names the scenes use (the inverse of the
 # converters' tables; ignored names get an id the converter maps to 255).
-MAPILLARY_FROM_CS = _table({
-    'road': 13, 'sidewalk': 15, 'building': 17, 'wall': 6, 'fence': 3, 'pole': 45,
-    'traffic light': 48, 'traffic sign': 50, 'vegetation': 30, 'terrain': 29, 'sky': 27,
-    'person': 19, 'rider': 20, 'car': 55, 'truck': 61, 'bus': 54, 'train': 58,
-    'motorcycle': 57, 'bicycle': 52, 'ego vehicle': 64, 'static': 51}, default=65)
-SYNTHIA_FROM_CS = _table({
-    'road': 3, 'sidewalk': 4, 'building': 2, 'wall': 21, 'fence': 5, 'pole': 7,
-    'traffic light': 15, 'traffic sign': 9, 'vegetation': 6, 'terrain': 16, 'sky': 1,
-    'person': 10, 'rider': 17, 'car': 8, 'truck': 18, 'bus': 19, 'train': 20,
-    'motorcycle': 12, 'bicycle': 11, 'static': 13}, default=0)
+MAPILLARY_FROM_CS = _table(
+    {
+        'road': 13,
+        'sidewalk': 15,
+        'building': 17,
+        'wall': 6,
+        'fence': 3,
+        'pole': 45,
+        'traffic light': 48,
+        'traffic sign': 50,
+        'vegetation': 30,
+        'terrain': 29,
+        'sky': 27,
+        'person': 19,
+        'rider': 20,
+        'car': 55,
+        'truck': 61,
+        'bus': 54,
+        'train': 58,
+        'motorcycle': 57,
+        'bicycle': 52,
+        'ego vehicle': 64,
+        'static': 51
+    },
+    default=65)
+SYNTHIA_FROM_CS = _table(
+    {
+        'road': 3,
+        'sidewalk': 4,
+        'building': 2,
+        'wall': 21,
+        'fence': 5,
+        'pole': 7,
+        'traffic light': 15,
+        'traffic sign': 9,
+        'vegetation': 6,
+        'terrain': 16,
+        'sky': 1,
+        'person': 10,
+        'rider': 17,
+        'car': 8,
+        'truck': 18,
+        'bus': 19,
+        'train': 20,
+        'motorcycle': 12,
+        'bicycle': 11,
+        'static': 13
+    },
+    default=0)
 CS_PALETTE = np.zeros((256, 3), np.uint8)
 for _label in CS_LABELS:
     if 0 <= _label.id < 256:
@@ -67,7 +113,10 @@ class SceneSource:
         **scene_kwargs: Passed to :func:`make_scene`.
     """
 
-    def __init__(self, seed: int, domain: str, size: Size,
+    def __init__(self,
+                 seed: int,
+                 domain: str,
+                 size: Size,
                  style: Optional[Style] = None,
                  style_fn: Optional[Callable[[np.random.Generator], Style]] = None,
                  **scene_kwargs) -> None:
@@ -77,8 +126,7 @@ class SceneSource:
     def draw(self, split: int, index: int, style: Optional[Style] = None):
         """(BGR image, Cityscapes ids, scene) of image ``index`` of ``split``."""
         rng = np.random.default_rng([self.seed, DOMAIN_IDS[self.domain], split, index])
-        scene = make_scene(rng, *self.size, feature=FEATURES[index % len(FEATURES)],
-                           **self.kwargs)
+        scene = make_scene(rng, *self.size, feature=FEATURES[index % len(FEATURES)], **self.kwargs)
         ids, inst = rasterize(scene)
         style = style or self.style or self.style_fn(rng)
         return render(scene, ids, inst, style, rng), ids, scene
@@ -118,11 +166,19 @@ def write_gta(root: Path, seed: int, num: int, size: Size) -> None:
 
 def write_synthia(root: Path, seed: int, num: int, size: Size) -> None:
     """RGB/0000000.png and GT/LABELS/0000000.png (uint16, class id in the R channel)."""
-    source = SceneSource(seed, 'synthia', size, STYLES['synthia'], horizon=(0.25, 0.35),
-                         substitute={'terrain': 'vegetation', 'truck': 'car', 'train': 'bus'})
+    source = SceneSource(seed,
+                         'synthia',
+                         size,
+                         STYLES['synthia'],
+                         horizon=(0.25, 0.35),
+                         substitute={
+                             'terrain': 'vegetation',
+                             'truck': 'car',
+                             'train': 'bus'
+                         })
     for i in range(num):
         img, ids, _ = source.draw(0, i)
-        label = np.zeros(ids.shape + (3,), np.uint16)
+        label = np.zeros(ids.shape + (3, ), np.uint16)
         label[..., 2] = SYNTHIA_FROM_CS[ids]  # OpenCV writes channel 2 as R
         write_image(root / 'RGB' / f'{i:07d}.png', img)
         write_image(root / 'GT' / 'LABELS' / f'{i:07d}.png', label)
@@ -183,8 +239,7 @@ def write_bdd100k(root: Path, seed: int, counts: Dict[str, int], size: Size) -> 
             img, ids, _ = source.draw(split_id, i)
             name = f'{zlib.crc32(f"{seed}-{split}".encode()):08x}-{i:08x}'
             write_image(root / 'images' / '10k' / split / f'{name}.jpg', img)
-            write_png(root / 'labels' / '10k' / split / f'{name}_train_id.png',
-                      ID_TO_TRAIN_ID[ids])
+            write_png(root / 'labels' / '10k' / split / f'{name}_train_id.png', ID_TO_TRAIN_ID[ids])
 
 
 def write_mapillary(root: Path, seed: int, counts: Dict[str, int], size: Size) -> None:

@@ -72,7 +72,9 @@ class RandomCrop(BaseTransform):
         ignore_index: Label excluded from the ratio.
     """
 
-    def __init__(self, crop_size: Sequence[int], cat_max_ratio: float = 1.0,
+    def __init__(self,
+                 crop_size: Sequence[int],
+                 cat_max_ratio: float = 1.0,
                  ignore_index: int = IGNORE_INDEX) -> None:
         if len(crop_size) != 2 or min(crop_size) <= 0:
             raise ValueError(f'RandomCrop: crop_size must be (h, w) > 0, got {crop_size!r}')
@@ -162,7 +164,8 @@ class PhotoMetricDistortion(BaseTransform):
         hue_delta: Integer shift of the OpenCV hue channel (0..179), from [-d, d).
     """
 
-    def __init__(self, brightness_delta: int = 32,
+    def __init__(self,
+                 brightness_delta: int = 32,
                  contrast_range: Sequence[float] = (0.5, 1.5),
                  saturation_range: Sequence[float] = (0.5, 1.5),
                  hue_delta: int = 18) -> None:
@@ -173,8 +176,8 @@ class PhotoMetricDistortion(BaseTransform):
 
     def brightness(self, img: np.ndarray) -> np.ndarray:
         if np.random.randint(2):
-            return _affine(img, beta=np.random.uniform(-self.brightness_delta,
-                                                       self.brightness_delta))
+            return _affine(img,
+                           beta=np.random.uniform(-self.brightness_delta, self.brightness_delta))
         return img
 
     def contrast(self, img: np.ndarray) -> np.ndarray:
@@ -215,4 +218,3 @@ class PhotoMetricDistortion(BaseTransform):
                 f'contrast_range=({self.contrast_lower}, {self.contrast_upper}), '
                 f'saturation_range=({self.saturation_lower}, {self.saturation_upper}), '
                 f'hue_delta={self.hue_delta})')
-
