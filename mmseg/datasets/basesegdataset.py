@@ -87,7 +87,7 @@ class BaseSegDataset(BaseDataset):
         return 'seg_map_path' in self.data_prefix
 
     def _layout_error(self, problem: str) -> str:
-        hint = f' To create it: {self.PREPARE}' if self.PREPARE else ''
+        hint = f' To create it: {self.PREPARE}.' if self.PREPARE else ''
         return (f'{type(self).__name__}: {problem}. Expected layout: {self.LAYOUT} '
                 f'(images *{self.img_suffix}, labels *{self.seg_map_suffix}).{hint} '
                 'See data/README.md.')

@@ -18,6 +18,7 @@ from .rare_class_sampling import RareClassSampler
 
 #: Number of pipeline re-runs when the crop misses the sampled class (release value).
 RCS_MAX_RECROPS = 10
+RCS_KEYS = {'min_pixels', 'class_temp', 'min_crop_ratio'}
 
 
 def _build(dataset: Union[dict, Dataset]) -> Dataset:
@@ -44,6 +45,10 @@ class UDADataset:
                  target: Optional[Union[dict, Dataset]],
                  rare_class_sampling: Optional[dict] = None,
                  stats_dir: Optional[str] = None) -> None:
+        unknown = set(rare_class_sampling or {}) - RCS_KEYS
+        if unknown:
+            raise TypeError(f'rare_class_sampling: unknown keys {sorted(unknown)}; expected '
+                            f'some of {sorted(RCS_KEYS)}')
         self.source = _build(source)
         self.target = _build(target) if target is not None else None
         self.rcs: Optional[RareClassSampler] = None

@@ -157,3 +157,13 @@ def test_corrupt_image_and_bad_label_stop_with_the_file(synthetic_data_root, tmp
 def test_unknown_prefix_key_is_an_error(tmp_path):
     with pytest.raises(KeyError, match='data_prefix'):
         GTADataset(data_root=str(tmp_path), data_prefix=dict(img='images'))
+
+
+def test_unknown_config_keys_are_named(tmp_path):
+    with pytest.raises(TypeError, match='img_dir'):  # an mmseg 0.x key
+        DATASETS.build(dict(type='GTADataset', data_root=str(tmp_path), img_dir='images'))
+    with pytest.raises(TypeError, match=r"unknown keys \['min_pixel'\]"):
+        DATASETS.build(
+            dict(type='DGDataset',
+                 source=dict(type='GTADataset', data_root=str(tmp_path)),
+                 rare_class_sampling=dict(min_pixel=3000)))
