@@ -12,36 +12,53 @@ from mmseg.registry import HOOKS
 from mmseg.utils import atomic_path, colorize, overlay
 
 
-def write_prediction_images(out_dir: Path, stem: str, image_rgb: Optional[np.ndarray],
-                            label: np.ndarray, opacity: float = 0.5) -> list:
+def write_prediction_images(out_dir: Optional[Path], stem: str, image_rgb: Optional[np.ndarray],
+                            label: np.ndarray, opacity: float = 0.5,
+                            raw_dir: Optional[Path] = None) -> list:
     """Write ``<stem>_pred.png`` (coloured mask) and ``<stem>_overlay.png``.
 
+    With ``raw_dir``, also ``raw_dir/<stem>.png``: the train ids as a
+    single-channel PNG, for offline evaluation.
+
     Args:
-        out_dir (Path): Folder (created if needed).
+        out_dir (Path, optional): Folder (created if needed); None writes no
+            coloured images.
         stem (str): File name stem.
         image_rgb (np.ndarray | None): (H, W, 3) uint8 RGB image; no overlay
             is written without it.
         label (np.ndarray): (H, W) train ids.
         opacity (float): Mask opacity in the overlay, in [0, 1].
+        raw_dir (Path, optional): Folder for the train-id PNGs.
 
     Returns:
         list[Path]: The files written.
     """
-    out_dir = Path(out_dir)
     written = []
-    colour = colorize(label)
+    if out_dir is not None:
+        written += _write_colour(Path(out_dir), stem, image_rgb, label, opacity)
+    if raw_dir is not None:
+        target = Path(raw_dir) / f'{stem}.png'
+        with atomic_path(target) as tmp:
+            cv2.imwrite(str(tmp), label.astype(np.uint8))
+        written.append(target)
+    return written
+
+
+def _write_colour(out_dir: Path, stem: str, image_rgb: Optional[np.ndarray], label: np.ndarray,
+                  opacity: float) -> list:
+    written = []
     target = out_dir / f'{stem}_pred.png'
     with atomic_path(target) as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(colour, cv2.COLOR_RGB2BGR))
+        cv2.imwrite(str(tmp), cv2.cvtColor(colorize(label), cv2.COLOR_RGB2BGR))
     written.append(target)
     if image_rgb is not None:
         if image_rgb.shape[:2] != label.shape[:2]:
             image_rgb = cv2.resize(image_rgb, (label.shape[1], label.shape[0]),
                                    interpolation=cv2.INTER_LINEAR)
-        blended = overlay(image_rgb, label, opacity=opacity)
         target = out_dir / f'{stem}_overlay.png'
         with atomic_path(target) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
+            cv2.imwrite(str(tmp), cv2.cvtColor(overlay(image_rgb, label, opacity=opacity),
+                                               cv2.COLOR_RGB2BGR))
         written.append(target)
     return written
 
@@ -68,19 +85,24 @@ class SegPredictionWriterHook(Hook):
         max_per_domain (int, optional): Write at most this many images per
             domain and evaluation (None = all). Defaults to None.
         stages (Sequence[str]): Any of 'val', 'test'. Defaults to both.
+        raw_dir (str, optional): Also write train-id PNGs there (per domain).
+        show (bool): Write coloured masks and overlays. Defaults to True.
     """
 
     priority = 'NORMAL'
 
     def __init__(self, out_dir: Optional[str] = None, opacity: float = 0.5,
                  max_per_domain: Optional[int] = None,
-                 stages: Sequence[str] = ('val', 'test')) -> None:
+                 stages: Sequence[str] = ('val', 'test'), raw_dir: Optional[str] = None,
+                 show: bool = True) -> None:
         if not 0.0 <= opacity <= 1.0:
             raise ValueError(f'opacity must be in [0, 1], got {opacity}')
         self.out_dir = out_dir
         self.opacity = opacity
         self.max_per_domain = max_per_domain
         self.stages = tuple(stages)
+        self.raw_dir = raw_dir
+        self.show = show
         self._counts: dict = {}
 
     def _folder(self, runner, stage: str) -> Path:
@@ -103,7 +125,10 @@ class SegPredictionWriterHook(Hook):
             img_path = sample.metainfo.get('img_path', '')
             stem = Path(img_path).stem if img_path else f'{count:06d}'
             label = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
-            write_prediction_images(folder, stem, read_rgb(img_path), label, self.opacity)
+            raw = Path(self.raw_dir) / folder.name if self.raw_dir else None
+            image = read_rgb(img_path) if self.show else None
+            write_prediction_images(folder if self.show else None, stem, image, label,
+                                    self.opacity, raw)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._write(runner, 'val', outputs or [])

@@ -1,0 +1,54 @@
+"""Loading configs and naming runs (shared by the tools and run_experiments)."""
+import itertools
+import os
+import os.path as osp
+import subprocess
+import time
+from pathlib import Path
+from typing import Optional, Union
+
+from mmengine.config import Config
+
+_RUN_COUNTER = itertools.count()
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = None) -> Config:
+    """Read a config file and merge dotted-key overrides.
+
+    Raises:
+        FileNotFoundError: naming the missing file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'config file not found: {path}')
+    cfg = Config.fromfile(str(path))
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def default_work_dir(config_path: Union[str, os.PathLike]) -> str:
+    """``work_dirs/<config stem>`` (mmseg's default)."""
+    return osp.join('work_dirs', Path(config_path).stem)
+
+
+def unique_experiment_name(config_path: Union[str, os.PathLike, None]) -> str:
+    """A name unique within this process, for mmengine's per-name global objects.
+
+    mmengine keeps one MessageHub, Visualizer and logger per experiment name;
+    two runs in one process (run_experiments, tests) with the same
+    second-resolution name would share them.
+    """
+    stem = Path(config_path).stem if config_path else 'run'
+    return f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUN_COUNTER)}'
+
+
+def git_revision(repo: Union[str, os.PathLike] = REPO_ROOT) -> str:
+    """The repository's HEAD commit, or 'unknown' outside a git checkout."""
+    try:
+        out = subprocess.run(['git', 'rev-parse', 'HEAD'], cwd=str(repo), capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'

@@ -1,0 +1,57 @@
+"""Train a segmentor from a config.
+
+Examples::
+
+    python tools/train.py configs/diff/<config>.py
+    python tools/train.py CONFIG --work-dir work_dirs/run1 --cfg-options train_cfg.max_iters=2
+    python tools/train.py CONFIG --resume                 # latest checkpoint of the work dir
+    torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch   # also on CPU (gloo)
+"""
+import argparse
+import os
+import sys
+from typing import Dict, List, Optional
+
+if __package__ in (None, ''):  # `python tools/train.py`: make the repo importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from mmengine.config import DictAction  # noqa: E402
+
+from mmseg.apis import load_config, prepare_train_config, train  # noqa: E402
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description='Train a segmentor (mmengine Runner).')
+    parser.add_argument('config', help='config file (configs/diff/*.py or a generated one)')
+    parser.add_argument('--work-dir', help='output folder for logs and checkpoints '
+                        '(default: the config\'s work_dir, else work_dirs/<config name>)')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CHECKPOINT',
+                        help='resume from CHECKPOINT, or without a value from the latest '
+                        'checkpoint in the work dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override config keys, e.g. train_cfg.max_iters=2 '
+                        'model.test_cfg.mode=slide')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm'], default='none',
+                        help='job launcher for distributed training (pytorch = torchrun)')
+    parser.add_argument('--seed', type=int, default=None, help='random seed (default: config)')
+    parser.add_argument('--deterministic', action='store_true',
+                        help='deterministic algorithms (bit-exact CPU runs; slower on GPU)')
+    parser.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
+    # torchrun < 2.0 passes --local-rank; accepted and ignored (LOCAL_RANK is read instead)
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
+                        help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    """Train; return the last validation metrics (e.g. ``{'cityscapes/mIoU': 41.2}``)."""
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options)
+    prepare_train_config(cfg, work_dir=args.work_dir, seed=args.seed,
+                         deterministic=args.deterministic, amp=args.amp, resume=args.resume,
+                         launcher=args.launcher)
+    return train(cfg)
+
+
+if __name__ == '__main__':
+    main()
