@@ -65,6 +65,9 @@ class DiffusionFeatureExtractor(nn.Module):
             config.timesteps, components.scheduler.alphas_cumprod.tolist(), config.eta,
             config.eta_min_timestep, config.eta_max_timestep)
         self._v_prediction = self._reads_v_prediction()
+        # On the device with the model, so no step copies a timestep from the host.
+        self.register_buffer('unet_timesteps', torch.tensor([s.timestep for s in self.steps]),
+                             persistent=False)
         self.levels: List[Level] = describe_levels(
             self.unet, self.vae, config.resnet_indices, config.transformer_indices,
             len(config.saved_steps))
@@ -165,18 +168,20 @@ class DiffusionFeatureExtractor(nn.Module):
         embeddings = self._embeddings(plan).repeat_interleave(batch, dim=0)
         modules = [(layer.key, layer.module(self.unet)) for lv in levels for layer in lv.layers]
         with FeatureRecorder(modules) as recorder, self.autocast(x.device):
-            out = self.unet(x.repeat(plan.num_rows, 1, 1, 1), step.timestep,
+            out = self.unet(x.repeat(plan.num_rows, 1, 1, 1), self.unet_timesteps[step.index],
                             encoder_hidden_states=embeddings, return_dict=False)[0]
         out = out.float().view(plan.num_rows, batch, *x.shape[1:])
         uncond = out[plan.uncond_row]
-        eps = uncond + self.config.guidance_scale * (out[list(plan.branch_rows)] - uncond)
+        # Rows are picked with Python indices: an index tensor would be a host-to-device copy.
+        cond = torch.stack([out[row] for row in plan.branch_rows])
+        eps = uncond + self.config.guidance_scale * (cond - uncond)
         if self._v_prediction:
             eps = v_to_epsilon(eps, x, step)
         return eps, recorder.features
 
     def _embeddings(self, plan: RowPlan) -> Tensor:
         if self.text_encoder is None:
-            return self.prompt_embeddings[list(plan.prompt_indices)]
+            return torch.stack([self.prompt_embeddings[i] for i in plan.prompt_indices])
         prompts = [self.prompts[i] for i in plan.prompt_indices]
         with self.autocast(self.prompt_embeddings.device):
             return encode_prompts(self.tokenizer, self.text_encoder, prompts)
@@ -185,14 +190,14 @@ class DiffusionFeatureExtractor(nn.Module):
                position: int) -> None:
         """Write the level's features of one saved step into their channel slots."""
         batch, height, width = target.shape[0], target.shape[2], target.shape[3]
-        weights = target.new_tensor(plan.multiplicities).view(-1, 1, 1, 1, 1)
         for index, layer in enumerate(level.layers):
             output = recorded[layer.key]
             if layer.kind == 'resnet':  # the unconditional rows only
-                value = output.view(plan.num_rows, batch, *output.shape[1:])[plan.uncond_row]
-            else:  # summed over every conditioning row, identical rows counted with weight
-                tokens = output.float().view(plan.num_rows, batch, height, width, -1)
-                value = (tokens * weights).sum(0).permute(0, 3, 1, 2)
+                value = output.reshape(plan.num_rows, batch, *output.shape[1:])[plan.uncond_row]
+            else:  # summed over every conditioning row; a merged row counts as many times
+                tokens = output.float().reshape(plan.num_rows, batch, height, width, -1)
+                value = sum(count * tokens[row] for row, count in enumerate(plan.multiplicities))
+                value = value.permute(0, 3, 1, 2)
             start = level.offset(index, position)
             target[:, start:start + layer.channels] = value
 
