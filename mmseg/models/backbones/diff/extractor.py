@@ -130,36 +130,42 @@ class DiffusionFeatureExtractor(nn.Module):
         """
         self._check_inputs(images, label_map, generator)
         levels = [lv for lv in self.levels if strides is None or lv.stride in strides]
-        device, optimize = images.device, self.config.optimize
-        with self.autocast(device):
+        with self.autocast(images.device):
             latent_dist = self.vae.encode(images).latent_dist
             x = latent_dist.sample(generator=generator).float() * self.vae.config.scaling_factor
         classes = self._present_classes(label_map)
         masks = self._latent_masks(label_map, classes, x.shape[-2:])
-        last = max(self.config.saved_steps) if optimize else len(self.steps) - 1
+        # The optimised path stops at the UNet call of the last saved step.
+        last = max(self.config.saved_steps) if self.config.optimize else len(self.steps) - 1
+        steps = self.steps[:last + 1]
         plans = [plan_rows(self._branch_classes(step, classes), self.config, self.prompts,
-                           deduplicate=optimize) for step in self.steps[:last + 1]]
-        updates = self.steps[:last] if optimize else self.steps[:last + 1]
-        noise = draw_step_noise(updates, plans, x.shape, generator, device)
+                           deduplicate=self.config.optimize) for step in steps]
+        updates = steps[:-1] if self.config.optimize else steps
+        noise = draw_step_noise(updates, plans, x.shape, generator, images.device)
         features = {lv.stride: x.new_empty(x.shape[0], lv.channels, *self._size(lv, x))
                     for lv in levels}
+        self._invert(x, steps, plans, len(updates), noise, masks, levels, features)
+        self.last_usage = UNetUsage(len(plans), tuple(p.num_rows * x.shape[0] for p in plans))
+        return features
+
+    def _invert(self, x: Tensor, steps: Sequence[InversionStep], plans: Sequence[RowPlan],
+                num_updates: int, noise: Dict[int, Tensor], masks: Tensor,
+                levels: Sequence[Level], features: Dict[int, Tensor]) -> None:
+        """The inversion loop; writes the saved steps' features into ``features``."""
         saved = {step: position for position, step in enumerate(self.config.saved_steps)}
-        rows = []
-        for step, plan in zip(self.steps[:last + 1], plans):
+        optimize = self.config.optimize
+        for step, plan in zip(steps, plans):
             record = levels if step.index in saved else []
             eps, recorded = self._unet_step(x, step, plan, record)
-            rows.append(plan.num_rows * x.shape[0])
             for level in record:
                 self._store(features[level.stride], level, recorded, plan, saved[step.index])
-            if step.index >= len(updates):
+            if step.index >= num_updates:
                 break
             branches = inversion_update(x, eps, step, noise.get(step.index))
             x = branches[0] if optimize and plan.num_branches == 1 else average_in_masks(
                 branches, masks[:plan.num_branches])
             if not optimize and not torch.isfinite(x).all():  # the release's per-step check
                 logger.warning('non-finite latent at inversion step %d', step.index)
-        self.last_usage = UNetUsage(len(rows), tuple(rows))
-        return features
 
     def _unet_step(self, x: Tensor, step: InversionStep, plan: RowPlan,
                    levels: Sequence[Level]) -> Tuple[Tensor, Dict]:
