@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 from experiments import EXPERIMENTS, Experiment, expand
-from mmseg.apis.config import git_revision
+from mmseg.apis.config import git_revision, load_config
 from mmseg.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
@@ -105,6 +105,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     paths = write_configs(exp_id, configs)
     for path in paths:
         print(f'# {path.relative_to(ROOT)}\n{path.read_text()}')
+        if args.dry_run:
+            print(f'# resolved:\n{load_config(path).pretty_text}')
     if args.dry_run:
         return {}
     for step in exp.setup:

@@ -20,6 +20,7 @@ from typing import List, Optional
 if __package__ in (None, ''):  # `python tools/infer.py`: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mmseg.apis import find_images, inference_model, init_model  # noqa: E402
@@ -37,6 +38,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='mask opacity of the overlays, in [0, 1] (default 0.5)')
     parser.add_argument('--labels', action='store_true',
                         help='also write the raw train ids under <out-dir>/labels/')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
+                        help='override config keys, e.g. model.test_cfg.mode=slide')
     return parser.parse_args(argv)
 
 
@@ -46,7 +49,8 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
     if not 0.0 <= args.opacity <= 1.0:
         raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
     images = find_images(args.images)
-    model = init_model(args.config, args.checkpoint, device=args.device)
+    model = init_model(args.config, args.checkpoint, device=args.device,
+                       cfg_options=args.cfg_options)
     out_dir = Path(args.out_dir)
     root = Path(args.images) if Path(args.images).is_dir() else Path(args.images).parent
     written: List[Path] = []

@@ -11,6 +11,7 @@ listing the missing and unexpected keys.
 """
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -78,9 +79,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     runner = build_runner(cfg)
     load_weights(getattr(runner.model, 'module', runner.model), args.checkpoint)
     metrics = {k: float(v) for k, v in runner.test().items()}
+    # NaN (a class absent from labels and predictions) becomes null: strict JSON
+    plain = {k: None if math.isnan(v) else v for k, v in metrics.items()}
     atomic_write_text(Path(cfg.work_dir) / 'test_metrics.json',
-                      json.dumps(dict(checkpoint=str(args.checkpoint), metrics=metrics),
-                                 indent=2))
+                      json.dumps(dict(checkpoint=str(args.checkpoint), metrics=plain), indent=2))
     return metrics
 
 

@@ -120,7 +120,7 @@ def check_data(cfg: Config, stages: Sequence[str] = ('train', 'val', 'test')) ->
     return checked
 
 
-def check_inputs(cfg: Config) -> None:
-    """Data first (cheap), then weights; both before any model is built."""
-    check_data(cfg)
+def check_inputs(cfg: Config, stages: Sequence[str] = ('train', 'val')) -> None:
+    """Data of ``stages`` first (cheap), then weights; both before any model is built."""
+    check_data(cfg, stages)
     check_weights(cfg)

@@ -1,0 +1,32 @@
+"""Checks before the model build: missing data and weights are named with the fix."""
+import pytest
+from mmengine.config import Config
+
+from mmseg.apis import MissingInputError, check_data, check_weights
+from test_tools.workspace import EXP50
+
+
+def test_check_data_names_each_missing_root(tmp_path, synthetic_data_root):
+    cfg = Config.fromfile(str(EXP50))
+    cfg.train_dataloader.dataset.source.data_root = str(synthetic_data_root / 'gta')
+    cfg.val_dataloader.dataset.data_root = str(tmp_path / 'cs')
+    with pytest.raises(MissingInputError,
+                       match=r'val_dataloader.dataset \(CityscapesDataset\): data root .*cs does '
+                             r'not exist.*convert_datasets/cityscapes\.py'):
+        check_data(cfg, ('train', 'val'))
+    cfg.val_dataloader.dataset.data_root = str(synthetic_data_root / 'cityscapes')
+    assert len(check_data(cfg, ('train', 'val'))) == 2
+
+
+def test_check_weights(tmp_path, tiny_sd_dir):
+    cfg = Config.fromfile(str(EXP50))
+    cfg.model.backbone.overrides = dict(model_id=str(tmp_path / 'sd21'))
+    with pytest.raises(MissingInputError, match=r"(?s)model_id '.*sd21' \(from model.backbone.ov"
+                                                 r'errides\).*does not exist.*huggingface-cli '
+                                                 r'download stabilityai/stable-diffusion-2-1'):
+        check_weights(cfg)
+    (tmp_path / 'sd21' / 'unet').mkdir(parents=True)
+    with pytest.raises(MissingInputError, match=r"lacks \['vae', 'text_encoder'"):
+        check_weights(cfg)
+    cfg.model.backbone.overrides = dict(model_id=str(tiny_sd_dir))
+    assert check_weights(cfg) == [tiny_sd_dir]
