@@ -12,7 +12,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from diff_helpers import SHORT, build_encoder, diff, generators, images, label_map
+from diff_helpers import SHORT, build_encoder, generators, images, label_map
 
 
 def _reference(parts, config, x_images, labels, gens):

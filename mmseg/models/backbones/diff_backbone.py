@@ -2,7 +2,6 @@
 
 This is the only file that joins the self-contained ``diff`` package to the registry.
 """
-import logging
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -12,8 +11,6 @@ from torch import Tensor, nn
 
 from mmseg.registry import MODELS
 from .diff import DIFFConfig, DIFFEncoder, UNetUsage
-
-logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

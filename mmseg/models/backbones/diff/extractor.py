@@ -7,7 +7,7 @@ every UNet call.
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -142,21 +142,25 @@ class DiffusionFeatureExtractor(nn.Module):
                            deduplicate=self.config.optimize) for step in steps]
         updates = steps[:-1] if self.config.optimize else steps
         noise = draw_step_noise(updates, plans, x.shape, generator, images.device)
+        embeddings = self._prompt_embeddings(plans)
         features = {lv.stride: x.new_empty(x.shape[0], lv.channels, *self._size(lv, x))
                     for lv in levels}
-        self._invert(x, steps, plans, len(updates), noise, masks, levels, features)
+        self._invert(x, steps, plans, embeddings, noise, masks, levels, features)
         self.last_usage = UNetUsage(len(plans), tuple(p.num_rows * x.shape[0] for p in plans))
         return features
 
     def _invert(self, x: Tensor, steps: Sequence[InversionStep], plans: Sequence[RowPlan],
-                num_updates: int, noise: Dict[int, Tensor], masks: Tensor,
+                embeddings: Dict[int, Tensor], noise: Dict[int, Tensor], masks: Tensor,
                 levels: Sequence[Level], features: Dict[int, Tensor]) -> None:
         """The inversion loop; writes the saved steps' features into ``features``."""
         saved = {step: position for position, step in enumerate(self.config.saved_steps)}
         optimize = self.config.optimize
+        # The optimised path makes no update after its last UNet call.
+        num_updates = len(steps) - 1 if optimize else len(steps)
         for step, plan in zip(steps, plans):
             record = levels if step.index in saved else []
-            eps, recorded = self._unet_step(x, step, plan, record)
+            text = torch.stack([embeddings[i] for i in plan.prompt_indices])
+            eps, recorded = self._unet_step(x, step, plan, text, record)
             for level in record:
                 self._store(features[level.stride], level, recorded, plan, saved[step.index])
             if step.index >= num_updates:
@@ -167,11 +171,14 @@ class DiffusionFeatureExtractor(nn.Module):
             if not optimize and not torch.isfinite(x).all():  # the release's per-step check
                 logger.warning('non-finite latent at inversion step %d', step.index)
 
-    def _unet_step(self, x: Tensor, step: InversionStep, plan: RowPlan,
+    def _unet_step(self, x: Tensor, step: InversionStep, plan: RowPlan, text: Tensor,
                    levels: Sequence[Level]) -> Tuple[Tensor, Dict]:
-        """One UNet call over the plan's rows; returns eps per branch and the recorded outputs."""
+        """One UNet call over the plan's rows; returns eps per branch and the recorded outputs.
+
+        ``text`` holds one prompt embedding per row group; every group covers the B images.
+        """
         batch = x.shape[0]
-        embeddings = self._embeddings(plan).repeat_interleave(batch, dim=0)
+        embeddings = text.repeat_interleave(batch, dim=0)
         modules = [(layer.key, layer.module(self.unet)) for lv in levels for layer in lv.layers]
         with FeatureRecorder(modules) as recorder, self.autocast(x.device):
             out = self.unet(x.repeat(plan.num_rows, 1, 1, 1), self.unet_timesteps[step.index],
@@ -185,12 +192,15 @@ class DiffusionFeatureExtractor(nn.Module):
             eps = v_to_epsilon(eps, x, step)
         return eps, recorder.features
 
-    def _embeddings(self, plan: RowPlan) -> Tensor:
+    def _prompt_embeddings(self, plans: Sequence[RowPlan]) -> Dict[int, Tensor]:
+        """Embedding of every prompt the plans use: cached, or (as released) encoded per call."""
+        needed = sorted({index for plan in plans for index in plan.prompt_indices})
         if self.text_encoder is None:
-            return torch.stack([self.prompt_embeddings[i] for i in plan.prompt_indices])
-        prompts = [self.prompts[i] for i in plan.prompt_indices]
+            return {index: self.prompt_embeddings[index] for index in needed}
         with self.autocast(self.prompt_embeddings.device):
-            return encode_prompts(self.tokenizer, self.text_encoder, prompts)
+            encoded = encode_prompts(self.tokenizer, self.text_encoder,
+                                     [self.prompts[index] for index in needed])
+        return dict(zip(needed, encoded))
 
     def _store(self, target: Tensor, level: Level, recorded: Dict, plan: RowPlan,
                position: int) -> None:
