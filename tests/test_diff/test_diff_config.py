@@ -79,6 +79,8 @@ def test_wrong_type_is_an_error_naming_the_key(tmp_path, key, value):
     (dict(saved_steps=[40]), 'saved_steps'),
     (dict(saved_steps=[3, 3]), 'saved_steps'),
     (dict(projection_channels=[1, 2]), 'projection_channels'),
+    (dict(projection_channels=[64, 128, 96]), 'projection_channels'),
+    (dict(stride4_channels=48), 'stride4_channels'),
     (dict(resnet_indices=[[0, 0, 0]]), 'resnet_indices'),
     (dict(resnet_indices=[], transformer_indices=[]), 'resnet_indices'),
 ])

@@ -106,6 +106,17 @@ class DIFFConfig:
         _require(all(c > 0 for c in self.projection_channels + [self.stride4_channels]),
                  'projection_channels', 'positive widths')
         _require(self.bottleneck_ratio > 0, 'bottleneck_ratio', 'a positive integer')
+        groups = self.aggregation_norm_groups
+        _require(groups > 0 and all(c % self.bottleneck_ratio == 0
+                                    and (c // self.bottleneck_ratio) % groups == 0
+                                    for c in self.projection_channels), 'projection_channels',
+                 f'widths whose bottleneck (width / bottleneck_ratio) is divisible by '
+                 f'aggregation_norm_groups ({groups})', self.projection_channels)
+        groups = self.finecoder_norm_groups
+        _require(groups > 0 and all(c % groups == 0 for c in self.projection_channels
+                                    + [self.stride4_channels]), 'stride4_channels',
+                 f'projection_channels and stride4_channels divisible by finecoder_norm_groups '
+                 f'({groups})', self.stride4_channels)
         steps = self.timesteps
         _require(len(steps) > 0 and all(a > b for a, b in zip(steps, steps[1:]))
                  and steps[-1] > 0, 'timesteps', 'positive timesteps in strictly descending order')

@@ -76,6 +76,9 @@ class DiffusionFeatureExtractor(nn.Module):
         # Every prompt ever needed, each embedded once.
         prompts = [config.negative_prompt, config.prompt, *config.label_prompts.values()]
         self.prompts: List[str] = list(dict.fromkeys(prompts))
+        if components.text_encoder is None:
+            raise ValueError('DIFF needs the text encoder to embed its prompts (components.'
+                             'text_encoder is None)')
         text_encoder = components.text_encoder.requires_grad_(False).eval()
         self.register_buffer('prompt_embeddings',
                              encode_prompts(self.tokenizer, text_encoder, self.prompts),
