@@ -16,12 +16,12 @@ _base_ = [
 seed = 0
 iterations = 400
 # DIFF on the tiny SD: narrow outputs (GN16 bottlenecks of 16/32/32 channels) and a short
-# 6-step inversion keeping 2 steps, so one iteration takes about a second on one CPU thread.
+# 3-step inversion (t = 0, 4, 14) keeping the features at t = 14 and 4.
 tiny_backbone = dict(
     type='DIFF',
     diff_config='diff_config.yaml',
     overrides=dict(model_id='checkpoints/tiny-sd21', projection_channels=[64, 128, 128],
-                   stride4_channels=32, timesteps=[40, 30, 14, 11, 8, 4], saved_steps=[4, 1]))
+                   stride4_channels=32, timesteps=[30, 14, 4], saved_steps=[2, 1]))
 tiny_head = dict(
     _base_.model.decode_head,
     in_channels=[32, 64, 128, 128],

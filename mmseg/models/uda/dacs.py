@@ -19,7 +19,8 @@ from mmseg.models.utils.dacs_transforms import (color_jitter, denormalize, draw_
                                                 gaussian_blur, get_class_masks, one_mix)
 from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList, add_prefix
+from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList,
+                         add_prefix)
 from .debug_images import save_debug_images
 from .ema_teacher import EMATeacher, confidence_pseudo_label
 from .uda_decorator import UDADecorator

@@ -64,7 +64,8 @@ def write_png(path: Path, rgb: np.ndarray) -> None:
             raise OSError(f'cannot write debug image {path}')
 
 
-def save_debug_images(out_dir: Path, iteration: int, tensors: Dict[str, torch.Tensor]) -> List[Path]:
+def save_debug_images(out_dir: Path, iteration: int,
+                      tensors: Dict[str, torch.Tensor]) -> List[Path]:
     """Write one grid per batch image; returns the written paths.
 
     Args:
