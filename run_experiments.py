@@ -86,14 +86,18 @@ def experiment_for(args: argparse.Namespace):
     return 'config', Experiment(f'config {args.config}', str(path.relative_to(ROOT)))
 
 
-def print_summary(results: Dict[str, Dict[str, float]]) -> None:
-    """One line per run: the mIoU of each validation domain."""
-    print('\nmIoU (%) per run and validation domain:')
+def print_summary(results: Dict[str, Dict[str, float]], work_dirs: Dict[str, str]) -> None:
+    """Per run: the mIoU of each validation domain, and where prediction images are."""
+    print('\nmIoU (%) per run and validation domain (chance level: 100/19 = 5.26):')
     for name, metrics in results.items():
         domains = {k.rsplit('/', 1)[0] if '/' in k else 'val': v
                    for k, v in metrics.items() if k.endswith('mIoU')}
-        cells = '  '.join(f'{d}: {v:6.2f}' for d, v in domains.items())
-        print(f'  {name}\n    {cells}')
+        print(f'  {name}')
+        print('    ' + ' | '.join(f'{d:>12}' for d in domains))
+        print('    ' + ' | '.join(f'{v:12.2f}' for v in domains.values()))
+        predictions = ROOT / work_dirs[name] / 'predictions'
+        if predictions.is_dir():
+            print(f'    prediction overlays: {predictions.relative_to(ROOT)}/')
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
@@ -115,7 +119,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     results = {}
     for path, cfg in zip(paths, configs):
         results[cfg['name']] = train_main([str(path)])
-    print_summary(results)
+    print_summary(results, {cfg['name']: cfg['work_dir'] for cfg in configs})
     return results
 
 

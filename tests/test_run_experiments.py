@@ -40,27 +40,26 @@ def test_variants_seeds_and_debug():
     assert EXPERIMENTS[70].seeds == (0, 1) and EXPERIMENTS[71].seeds == (0, 1)
 
 
-def _generated_files():
-    return set((REPO / 'configs/generated').rglob('*.py'))
-
-
 @pytest.fixture
-def generated():
-    """Yields a function listing the configs generated during the test; removes them after."""
-    before = _generated_files()
-    yield lambda exp_id: sorted(p for p in _generated_files() - before
-                                if p.parent.name == f'local-exp{exp_id}')
-    for path in _generated_files() - before:
-        path.unlink()
-        if not any(path.parent.iterdir()):
-            path.parent.rmdir()
+def generated(tmp_path, monkeypatch):
+    """run_experiments writes under a private root (configs/diff and _base_ linked in).
+
+    Yields a function listing the configs generated for an experiment id; parallel tests
+    and the user's own configs/generated/ are left alone.
+    """
+    (tmp_path / 'configs').mkdir()
+    for name in ('diff', '_base_'):
+        (tmp_path / 'configs' / name).symlink_to(REPO / 'configs' / name)
+    monkeypatch.setattr(run_experiments, 'ROOT', tmp_path)
+    yield lambda exp_id: sorted((tmp_path / 'configs/generated' / f'local-exp{exp_id}')
+                                .glob('*.py'))
 
 
 def test_dry_run_exp50_resolves_every_release_value(generated, capsys):
     assert run_experiments.main(['--exp', '50', '--dry-run']) == {}
     printed = capsys.readouterr().out
     [path] = generated(50)
-    assert RELEASE.match(path.stem) and str(path.relative_to(REPO)) in printed
+    assert RELEASE.match(path.stem) and f'local-exp50/{path.name}' in printed
     cfg = Config.fromfile(str(path))
     opt = cfg.optim_wrapper
     assert opt.optimizer == dict(type='AdamW', lr=6e-05, betas=(0.9, 0.999), eps=1e-08,
@@ -99,7 +98,7 @@ def test_every_experiment_generates_loadable_configs(exp_id, generated):
         assert cfg.work_dir.endswith(path.stem) and 'model' in cfg
 
 
-def test_exp50_without_data_names_root_and_converter(generated):
+def test_exp50_without_data_names_root_and_converter(generated, monkeypatch, tmp_path):
     if (REPO / 'data' / 'gta').exists():
         pytest.skip('data/gta exists here')
     from mmseg.apis import MissingInputError

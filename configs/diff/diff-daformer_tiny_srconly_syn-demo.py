@@ -23,9 +23,9 @@ model = dict(
     backbone=dict(overrides=dict(
         # the tiny random SD folder (relative to diff_config.yaml, i.e. the repository root)
         model_id='checkpoints/tiny-sd21',
-        # 5 inversion steps instead of 37, features kept at 2 of them (t = 8 and 30)
-        timesteps=[40, 30, 20, 12, 8, 4],
-        saved_steps=[4, 1],
+        # 3 inversion steps instead of 37; features kept at steps 2 and 1 (t = 8 and 4)
+        timesteps=[20, 8, 4],
+        saved_steps=[2, 1],
         # narrow trainable parts: stride 8/16/32 widths and the stride-4 width
         projection_channels=[64, 128, 128],
         stride4_channels=32)),

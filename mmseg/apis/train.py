@@ -5,12 +5,15 @@ from typing import Dict, Optional
 
 import torch
 import torch.distributed as dist
+import yaml
 from mmengine.config import Config
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmseg.engine import cpu_ddp_needed, cpu_model_wrapper_cfg, init_cpu_process_group
 from mmseg.registry import RUNNERS
+from mmseg.utils import atomic_write_text
 
 from .config import default_work_dir, git_revision, unique_experiment_name
 from .preflight import check_inputs
@@ -66,6 +69,20 @@ def build_runner(cfg: Config) -> Runner:
     return runner_cls.from_cfg(cfg)
 
 
+def write_resolved_diff_config(runner: Runner) -> Optional[str]:
+    """Write the DIFF backbone's resolved config (YAML + overrides) into the work dir."""
+    if not is_main_process():
+        return None
+    model = getattr(runner.model, 'module', runner.model)
+    for module in model.modules():
+        config = getattr(getattr(module, 'encoder', None), 'config', None)
+        if hasattr(config, 'to_dict'):
+            path = osp.join(runner.work_dir, 'diff_config.resolved.yaml')
+            atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+            return path
+    return None
+
+
 def last_val_metrics(runner: Runner) -> Dict[str, float]:
     """The most recent validation metrics (``cityscapes/mIoU``, ...)."""
     loop = getattr(runner, '_val_loop', None)
@@ -90,6 +107,7 @@ def train(cfg: Config, check: bool = True) -> Dict[str, float]:
         if check:
             check_inputs(cfg)
         runner = build_runner(cfg)
+        write_resolved_diff_config(runner)
         runner.train()
         metrics = last_val_metrics(runner)
         print_log(f'work dir: {osp.abspath(cfg.work_dir)}', logger='current',

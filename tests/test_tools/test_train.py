@@ -3,6 +3,7 @@ import os
 
 import pytest
 import torch
+import yaml
 
 from mmseg.apis import MissingInputError
 from test_tools.workspace import DEMO, EXP50, SHORT_TIMESTEPS, demo_options
@@ -52,6 +53,9 @@ def test_exp50_config_trains_evaluates_and_saves_trainable_weights_only(
     frozen = ('unet', 'vae', 'text_encoder')
     assert not [k for k in keys if any(f'.{part}.' in k for part in frozen)]
     assert ckpt['meta']['iter'] == 2
+    resolved = yaml.safe_load((work_dir / 'diff_config.resolved.yaml').read_text())
+    assert resolved['model_id'] == str(tiny_sd_dir) and resolved['timesteps'] == [20, 8, 4]
+    assert 'git_rev' in (work_dir / 'diff-daformer_sd21_srconly-40k_gta2cs-512x512.py').read_text()
     # the optimiser holds only trainable parameters: head group at 10x the base lr
     groups = ckpt['optimizer']['param_groups']
     assert sorted(g['lr'] / groups[0]['lr'] for g in groups) in ([1.0, 10.0], [0.1, 1.0])
