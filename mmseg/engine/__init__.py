@@ -12,6 +12,6 @@ __all__ = [
     'CheckpointMismatchError', 'load_checkpoint_safe', 'load_state_dict_strict',
     'save_checkpoint_atomic', 'cpu_ddp_needed', 'cpu_model_wrapper_cfg', 'init_cpu_process_group',
     'SegPredictionWriterHook', 'write_prediction_images', 'MultiTestLoop', 'MultiValLoop',
-    'ResumableIterBasedTrainLoop', 'format_domain_table', 'TrainableOptimWrapperConstructor', 'SafeRunner', 'capture_rng_state',
-    'preserved_rng_state', 'restore_rng_state'
+    'ResumableIterBasedTrainLoop', 'format_domain_table', 'TrainableOptimWrapperConstructor',
+    'SafeRunner', 'capture_rng_state', 'preserved_rng_state', 'restore_rng_state'
 ]

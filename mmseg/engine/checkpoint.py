@@ -34,8 +34,8 @@ def to_plain(obj: Any, path: str = '') -> Any:
     """Recursively convert ``obj`` into types ``torch.load(weights_only=True)`` accepts.
 
     HistoryBuffers become tagged dicts, numpy scalars become Python numbers,
-    numpy arrays become tensors, tensors move to the CPU. Objects of any other class are dropped with a
-    warning rather than pickled.
+    numpy arrays become tensors, tensors move to the CPU. Objects of any other
+    class are dropped with a warning rather than pickled.
 
     Args:
         obj: The object to convert.
