@@ -46,7 +46,9 @@ def _worker(rank: int, world_size: int, port: int, out_dir: str) -> None:
 
 
 def test_dacs_trains_under_ddp_with_the_mean_gradient(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    # fork: the workers inherit the imported modules (spawn would re-import torch and diffusers).
+    mp.start_processes(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True,
+                       start_method='fork')
     ranks = [torch.load(tmp_path / f'rank{r}.pt') for r in range(2)]
     assert 'mix.decode.loss_seg' in ranks[0]['keys'] and ranks[0]['local_iter'] == 1
     # Reference: each rank's loss() gradient, computed here, then averaged.

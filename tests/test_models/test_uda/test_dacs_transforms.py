@@ -58,7 +58,7 @@ def test_color_jitter_applies_above_probability_with_kornia_strength():
     out = color_jitter(images, 0.9, 0.2, 0.2, MEAN, STD)
     torch.manual_seed(5)
     expected = ColorJitter(0.2, 0.2, 0.2, 0.2)((images + 1) / 2) * 2 - 1
-    assert torch.allclose(out, expected, atol=1e-6)
+    assert torch.allclose(out, expected, atol=1e-4)  # (x+1)/2 vs (x*127.5+127.5)/255 rounding
     assert not torch.allclose(out, images, atol=1e-3)
 
 
