@@ -91,3 +91,22 @@ def test_missing_weights_name_model_id_and_download(tmp_path, synthetic_data_roo
     options.append(f'model.backbone.overrides.model_id={tmp_path}/no-sd21')
     with pytest.raises(MissingInputError, match=r'(?s)model_id.*no-sd21.*stable-diffusion-2-1'):
         train_main([str(EXP50), '--work-dir', str(tmp_path), '--cfg-options', *options])
+
+
+def test_cli_choices_reach_the_config(tmp_path):
+    from mmseg.apis import load_config, prepare_train_config
+    cfg = prepare_train_config(load_config(DEMO), work_dir=str(tmp_path), seed=3,
+                               deterministic=True, resume='auto', launcher='none')
+    assert cfg.randomness == dict(seed=3, deterministic=True) and cfg.work_dir == str(tmp_path)
+    assert cfg.resume is True and cfg.load_from is None and cfg.git_rev
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match='--amp needs a CUDA GPU'):
+            prepare_train_config(load_config(DEMO), amp=True)
+
+
+def test_print_config_resolves_bases(tmp_path, capsys):
+    from tools.print_config import main as print_main
+    text = print_main([str(EXP50), '--cfg-options', 'train_cfg.max_iters=7', '--out',
+                       str(tmp_path / 'resolved.py')])
+    assert 'max_iters=7' in text and "type='DAFormerHead'" in text
+    assert (tmp_path / 'resolved.py').read_text() == text and text in capsys.readouterr().out
