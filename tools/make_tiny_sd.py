@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
 # The index is written last; its presence marks a complete folder.
 INDEX_FILE = 'model_index.json'
+# Adam steps that make the random VAE encoder's latents informative (see _calibrate_vae_encoder).
+VAE_FIT_STEPS = 300
 
 
 def _byte_level_vocabulary() -> dict:
@@ -62,13 +64,56 @@ def _write_unet(path: Path) -> None:
     ).save_pretrained(path)
 
 
+def _smooth_images(generator: torch.Generator, batch: int = 8, size: int = 64) -> torch.Tensor:
+    """Random RGB images in [-1, 1] with structure at 4, 8 and 16 pixels (a few scales)."""
+    images = torch.zeros(batch, 3, size, size)
+    for cells in (4, 8, 16):
+        noise = torch.rand(batch, 3, cells, cells, generator=generator) * 2 - 1
+        images += torch.nn.functional.interpolate(noise, size=(size, size), mode='bilinear',
+                                                  align_corners=False)
+    return images.clamp(-1, 1)
+
+
+def _calibrate_vae_encoder(vae, steps: int = VAE_FIT_STEPS) -> None:
+    """Fit the encoder so that its latents carry the image, as a trained VAE's do.
+
+    With random weights the posterior's sampling noise (std about 1) swamps its mean (std
+    about 0.2), so the features a random tiny VAE hands to the UNet hold almost no trace of
+    the image and nothing downstream can learn from them. A few hundred Adam steps on smooth
+    random images make the mean an 8x8-pooled colour code (RGB and grey, x2) and pull the
+    log-variance to -10; a few seconds on one CPU thread, deterministic for a given seed.
+    """
+    generator = torch.Generator().manual_seed(torch.initial_seed())
+    encoder = [vae.encoder, vae.quant_conv]
+    parameters = [p for module in encoder for p in module.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=3e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same weights on every machine, whatever its core count
+    try:
+        for _ in range(steps):
+            images = _smooth_images(generator)
+            pooled = torch.nn.functional.avg_pool2d(images, 8)
+            target = 2 * torch.cat([pooled, pooled.mean(1, keepdim=True)], dim=1)
+            moments = vae.quant_conv(vae.encoder(images))
+            mean, logvar = moments.chunk(2, dim=1)
+            loss = (mean - target).pow(2).mean() + 0.01 * (logvar + 10).pow(2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    finally:
+        torch.set_num_threads(threads)
+    logger.info('Calibrated the tiny VAE encoder: final loss %.4f', loss.item())
+
+
 def _write_vae(path: Path) -> None:
     from diffusers import AutoencoderKL
-    AutoencoderKL(
+    vae = AutoencoderKL(
         block_out_channels=(8, 8, 16, 16), norm_num_groups=8, latent_channels=4,
         down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
         layers_per_block=1, sample_size=64, scaling_factor=0.18215,
-    ).save_pretrained(path)
+    )
+    _calibrate_vae_encoder(vae)
+    vae.save_pretrained(path)
 
 
 def _write_text_encoder_and_tokenizer(root: Path) -> None:
