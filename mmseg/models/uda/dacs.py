@@ -137,7 +137,11 @@ class DACS(UDADecorator):
 
     # ------------------------------------------------------------- entry points
     def train_step(self, data: dict, optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
-        """One single-process iteration: two backward passes, one optimiser step."""
+        """One single-process iteration: two backward passes, one optimiser step.
+
+        The step is taken every iteration (no gradient accumulation); gradient
+        clipping and AMP loss scaling come from ``optim_wrapper`` as usual.
+        """
         with optim_wrapper.optim_context(self):
             batch = self.data_preprocessor(data, True)
         iteration = self._update_teacher()
