@@ -45,15 +45,18 @@ SETUP_STEPS: Dict[str, Callable[[], None]] = {
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description='Generate and run experiments.')
-    group = parser.add_mutually_exclusive_group(required=True)
+    group = parser.add_mutually_exclusive_group()
     group.add_argument('--exp', type=int, choices=sorted(EXPERIMENTS),
-                       help='experiment id: ' + '; '.join(f'{k}: {v.description}'
-                                                          for k, v in EXPERIMENTS.items()))
+                       help='experiment id (default 0, the CPU demo): ' + '; '.join(
+                           f'{k}: {v.description}' for k, v in EXPERIMENTS.items()))
     group.add_argument('--config', help='run one config file instead of a table entry')
     parser.add_argument('--dry-run', action='store_true', help='write and print the configs only')
     parser.add_argument('--debug', action='store_true',
                         help='short intervals (log every 10, validate every 200 iterations)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.exp is None and args.config is None:
+        args.exp = 0  # the built-in default: the demo, which needs no download
+    return args
 
 
 def render(cfg: Dict) -> str:
