@@ -3,17 +3,23 @@
 # evaluates all of them. Labels are loaded after the resize: the metric compares
 # predictions (resized back to the original size) with the full-resolution labels.
 
+
+def _test_pipeline(scale):
+    # a function: mmengine leaves it out of the resolved config
+    return [
+        dict(type='LoadImageFromFile'),
+        dict(type='Resize', scale=scale, keep_ratio=True),
+        dict(type='LoadAnnotations'),
+        dict(type='PackSegInputs'),
+    ]
+
+
 # Cityscapes val, 500 images 2048x1024 -> 1024x512 (release, reference-spec §5.4).
 cityscapes_val = dict(
     type='CityscapesDataset',
     data_root='data/cityscapes/',
     data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
-    pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ])
+    pipeline=_test_pipeline((1024, 512)))
 # ACDC val, 406 images 1920x1080 of fog/night/rain/snow -> 960x540 (the release's ACDC test
 # scale; the model pads to a multiple of 64 and crops back, decisions.md §3).
 acdc_val = dict(
@@ -21,46 +27,26 @@ acdc_val = dict(
     data_root='data/acdc/',
     data_prefix=dict(img_path='rgb_anon', seg_map_path='gt'),
     sub_dirs=['fog/val', 'night/val', 'rain/val', 'snow/val'],
-    pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(960, 540), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ])
+    pipeline=_test_pipeline((960, 540)))
 # Dark Zurich val, 50 night images 1920x1080 -> 960x540 (release test scale).
 dark_zurich_val = dict(
     type='DarkZurichDataset',
     data_root='data/dark_zurich/',
     data_prefix=dict(img_path='rgb_anon/val', seg_map_path='gt/val'),
-    pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(960, 540), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ])
+    pipeline=_test_pipeline((960, 540)))
 # BDD100K val, 1000 images 1280x720, kept at their size (no release config exists; our choice).
 bdd100k_val = dict(
     type='BDD100KDataset',
     data_root='data/bdd100k/',
     data_prefix=dict(img_path='images/10k/val', seg_map_path='labels/10k/val'),
-    pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(1280, 720), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ])
+    pipeline=_test_pipeline((1280, 720)))
 # Mapillary Vistas val, 2000 images of many sizes, keep-ratio into 1024x512 like Cityscapes
 # (no release config exists; our choice).
 mapillary_val = dict(
     type='MapillaryDataset',
     data_root='data/mapillary/',
     data_prefix=dict(img_path='validation/images', seg_map_path='validation/labels'),
-    pipeline=[
-        dict(type='LoadImageFromFile'),
-        dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ])
+    pipeline=_test_pipeline((1024, 512)))
 dg_val_datasets = dict(
     cityscapes=cityscapes_val,
     acdc=acdc_val,

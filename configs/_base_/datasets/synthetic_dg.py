@@ -1,36 +1,14 @@
 # CPU demo data: source-only training on synthetic GTA (256x144 images, 128x128 crops) with
-# the exp-50 augmentations and rare-class sampling, validation on synthetic Cityscapes.
-# min_pixels is scaled to the small images (the release's 3000 is for 1280x720 GTA).
-_base_ = ['./synthetic_val_domains.py']
-crop_size = (128, 128)
+# the exp-50 augmentations and rare-class sampling, validation on synthetic Cityscapes
+# (synthetic_gta_source.py).
+_base_ = ['./synthetic_gta_source.py']
 synthetic_gta_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),
     dict(type='Resize', scale=(256, 144), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
+    dict(type='RandomCrop', crop_size=_base_.crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PhotoMetricDistortion'),
     dict(type='PackSegInputs'),
 ]
-train_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
-    dataset=dict(
-        type='DGDataset',
-        source=dict(
-            type='GTADataset',
-            data_root='data/synthetic/gta/',
-            data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=synthetic_gta_train_pipeline),
-        rare_class_sampling=dict(min_pixels=200, class_temp=0.01, min_crop_ratio=0.5)))
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=0,
-    persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset={{_base_.synthetic_cityscapes_val}})
-test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-test_evaluator = val_evaluator
+train_dataloader = dict(dataset=dict(source=dict(pipeline=synthetic_gta_train_pipeline)))

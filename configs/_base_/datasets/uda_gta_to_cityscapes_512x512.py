@@ -1,40 +1,21 @@
-# GTA5 -> Cityscapes adaptation (DACS): labelled source with rare-class sampling plus
-# unlabelled Cityscapes train images; validation on Cityscapes val. As in the release's
-# uda_gta_to_cityscapes_512x512.py there is no photometric distortion: DACS jitters colours.
-_base_ = ['./cityscapes_val_1024x512.py']
-crop_size = (512, 512)
-source_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='Resize', scale=(1280, 720), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
+# GTA5 -> Cityscapes adaptation (DACS): labelled GTA source with rare-class sampling
+# (uda_gta_source_512x512.py) plus unlabelled Cityscapes train images; validation on
+# Cityscapes val.
+_base_ = ['./cityscapes_val_1024x512.py', './uda_gta_source_512x512.py']
 target_train_pipeline = [
     dict(type='LoadImageFromFile'),
     # target labels are loaded only for monitoring; training never uses them
     dict(type='LoadAnnotations'),
     dict(type='Resize', scale=(1024, 512), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomCrop', crop_size=_base_.crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
 train_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='UDADataset',
-        source=dict(
-            type='GTADataset',
-            data_root='data/gta/',
-            data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=source_train_pipeline),
         target=dict(
             type='CityscapesDataset',
             data_root='data/cityscapes/',
             data_prefix=dict(img_path='leftImg8bit/train', seg_map_path='gtFine/train'),
-            pipeline=target_train_pipeline),
-        rare_class_sampling=dict(min_pixels=3000, class_temp=0.01, min_crop_ratio=0.5)))
+            pipeline=target_train_pipeline)))

@@ -1,39 +1,20 @@
-# GTA5 -> Dark Zurich adaptation (DACS): GTA source with rare-class sampling plus the
-# unlabelled Dark Zurich night train images at 960x540 (release target scale); validation
-# on Dark Zurich val at 960x540.
-_base_ = ['./dark_zurich_val_960x540.py']
-crop_size = (512, 512)
-source_train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='Resize', scale=(1280, 720), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackSegInputs'),
-]
+# GTA5 -> Dark Zurich adaptation (DACS): GTA source with rare-class sampling
+# (uda_gta_source_512x512.py) plus the unlabelled Dark Zurich night train images at 960x540
+# (release target scale); validation on Dark Zurich val at 960x540.
+_base_ = ['./dark_zurich_val_960x540.py', './uda_gta_source_512x512.py']
 target_train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=(960, 540), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size),
+    dict(type='RandomCrop', crop_size=_base_.crop_size),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackSegInputs'),
 ]
+# Dark Zurich train has no labels: the dataset is built without seg_map_path
 train_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='UDADataset',
-        source=dict(
-            type='GTADataset',
-            data_root='data/gta/',
-            data_prefix=dict(img_path='images', seg_map_path='labels'),
-            pipeline=source_train_pipeline),
-        # Dark Zurich train has no labels: the dataset is built without seg_map_path
         target=dict(
             type='DarkZurichDataset',
             data_root='data/dark_zurich/',
             data_prefix=dict(img_path='rgb_anon/train/night'),
-            pipeline=target_train_pipeline),
-        rare_class_sampling=dict(min_pixels=3000, class_temp=0.01, min_crop_ratio=0.5)))
+            pipeline=target_train_pipeline)))
