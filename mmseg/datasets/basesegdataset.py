@@ -44,8 +44,8 @@ class BaseSegDataset(BaseDataset):
         data_prefix: ``img_path`` (image folder) and, for labelled data,
             ``seg_map_path`` (label folder). Without ``seg_map_path`` the
             dataset has no labels (e.g. unlabelled target images).
-        img_suffix: Image file name ending.
-        seg_map_suffix: Label file name ending.
+        img_suffix: Image file name ending; None: the class's ``IMG_SUFFIX``.
+        seg_map_suffix: Label file name ending; None: the class's ``SEG_MAP_SUFFIX``.
         sub_dirs: Optional folders, relative to both prefixes, to scan instead
             of the whole image folder (e.g. ACDC's ``fog/val``, ``night/val``).
         pipeline: Transforms (dicts or callables).
@@ -53,6 +53,11 @@ class BaseSegDataset(BaseDataset):
     """
 
     METAINFO = CITYSCAPES_METAINFO
+    #: Defaults of a dataset class: file name endings and ``data_prefix`` (its val split
+    #: where there is one).
+    IMG_SUFFIX = '.png'
+    SEG_MAP_SUFFIX = '.png'
+    DEFAULT_PREFIX: Dict[str, str] = dict(img_path='', seg_map_path='')
     #: Expected layout and how to create it, quoted in error messages.
     LAYOUT = '<data_root>/<img_path>/**/*<img_suffix> with labels in <seg_map_path>'
     PREPARE = ''
@@ -60,13 +65,13 @@ class BaseSegDataset(BaseDataset):
     def __init__(self,
                  data_root: str = '',
                  data_prefix: Optional[Dict[str, str]] = None,
-                 img_suffix: str = '.png',
-                 seg_map_suffix: str = '.png',
+                 img_suffix: Optional[str] = None,
+                 seg_map_suffix: Optional[str] = None,
                  sub_dirs: Optional[Sequence[str]] = None,
                  pipeline: Sequence[Union[dict, Callable]] = (),
                  **kwargs) -> None:
-        self.img_suffix = img_suffix
-        self.seg_map_suffix = seg_map_suffix
+        self.img_suffix = self.IMG_SUFFIX if img_suffix is None else img_suffix
+        self.seg_map_suffix = self.SEG_MAP_SUFFIX if seg_map_suffix is None else seg_map_suffix
         self.sub_dirs = list(sub_dirs) if sub_dirs else None
         data_prefix = dict(data_prefix if data_prefix is not None else self.default_prefix())
         unknown = set(data_prefix) - {'img_path', 'seg_map_path'}
@@ -80,7 +85,7 @@ class BaseSegDataset(BaseDataset):
 
     @classmethod
     def default_prefix(cls) -> Dict[str, str]:
-        return dict(img_path='', seg_map_path='')
+        return dict(cls.DEFAULT_PREFIX)
 
     @property
     def has_labels(self) -> bool:

@@ -1,6 +1,4 @@
 """Cityscapes (fine annotations)."""
-from typing import Dict
-
 from mmseg.registry import DATASETS
 
 from .basesegdataset import BaseSegDataset
@@ -14,16 +12,9 @@ class CityscapesDataset(BaseSegDataset):
     Args as :class:`BaseSegDataset`.
     """
 
+    IMG_SUFFIX = '_leftImg8bit.png'
+    SEG_MAP_SUFFIX = '_gtFine_labelTrainIds.png'
+    DEFAULT_PREFIX = dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val')
     LAYOUT = ('data/cityscapes/{leftImg8bit,gtFine}/{train,val}/<city>/ with *_leftImg8bit.png '
               'and *_gtFine_labelTrainIds.png')
     PREPARE = 'python tools/convert_datasets/cityscapes.py data/cityscapes --nproc 8'
-
-    def __init__(self,
-                 img_suffix: str = '_leftImg8bit.png',
-                 seg_map_suffix: str = '_gtFine_labelTrainIds.png',
-                 **kwargs) -> None:
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
-
-    @classmethod
-    def default_prefix(cls) -> Dict[str, str]:
-        return dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val')

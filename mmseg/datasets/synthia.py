@@ -1,6 +1,4 @@
 """SYNTHIA-RAND-CITYSCAPES; only the train split exists."""
-from typing import Dict
-
 from mmseg.registry import DATASETS
 
 from .basesegdataset import BaseSegDataset
@@ -13,15 +11,8 @@ class SynthiaDataset(BaseSegDataset):
     Images ``*.png``, labels ``*_labelTrainIds.png``. Args as :class:`BaseSegDataset`.
     """
 
+    IMG_SUFFIX = '.png'
+    SEG_MAP_SUFFIX = '_labelTrainIds.png'
+    DEFAULT_PREFIX = dict(img_path='RGB', seg_map_path='GT/LABELS')
     LAYOUT = 'data/synthia/RGB/*.png and data/synthia/GT/LABELS/*_labelTrainIds.png'
     PREPARE = 'python tools/convert_datasets/synthia.py data/synthia --nproc 8'
-
-    def __init__(self,
-                 img_suffix: str = '.png',
-                 seg_map_suffix: str = '_labelTrainIds.png',
-                 **kwargs) -> None:
-        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix, **kwargs)
-
-    @classmethod
-    def default_prefix(cls) -> Dict[str, str]:
-        return dict(img_path='RGB', seg_map_path='GT/LABELS')
