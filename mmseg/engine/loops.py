@@ -68,7 +68,27 @@ def format_domain_table(metrics: Mapping[str, float], domains: Sequence[str],
 
 
 class _MultiDomainMixin:
-    """Shared logic: build one (dataloader, evaluator) pair per domain and run each."""
+    """Shared logic: build one (dataloader, evaluator) pair per domain and run each.
+
+    Put before mmengine's ValLoop / TestLoop; ``STAGE`` ('val' or 'test') names the hooks,
+    the loss buffer to clear and the default main domain.
+    """
+
+    STAGE = ''
+
+    def __init__(self, runner, dataloader: Union[DataLoader, dict],
+                 evaluator: Union[Evaluator, dict, list], domain: Optional[str] = None,
+                 extra_domains: Optional[Mapping[str, dict]] = None,
+                 extra_evaluators: Optional[Mapping[str, dict]] = None,
+                 fp16: bool = False) -> None:
+        super().__init__(runner, dataloader, evaluator, fp16=fp16)
+        self._setup_domains(self.STAGE if domain is None else domain, extra_domains,
+                            extra_evaluators, evaluator)
+
+    def run(self) -> dict:
+        """Evaluate every domain in turn."""
+        getattr(self, f'{self.STAGE}_loss').clear()  # ValLoop.val_loss / TestLoop.test_loss
+        return self._run_domains(self.STAGE)
 
     def _setup_domains(self, domain: str, extra_domains: Optional[Mapping[str, dict]],
                        extra_evaluators: Optional[Mapping[str, dict]],
@@ -145,42 +165,20 @@ class MultiValLoop(_MultiDomainMixin, ValLoop):
         evaluator (Evaluator | dict | list): The main domain's evaluator
             (the runner's ``val_evaluator``); its config is reused for the
             other domains.
-        domain (str): Name of the main domain. Defaults to 'val'.
+        domain (str, optional): Name of the main domain. Defaults to 'val'.
         extra_domains (dict, optional): name -> dataloader config.
         extra_evaluators (dict, optional): name -> evaluator config.
         fp16 (bool): Autocast during validation. Defaults to False.
     """
 
-    def __init__(self, runner, dataloader: Union[DataLoader, dict],
-                 evaluator: Union[Evaluator, dict, list], domain: str = 'val',
-                 extra_domains: Optional[Mapping[str, dict]] = None,
-                 extra_evaluators: Optional[Mapping[str, dict]] = None,
-                 fp16: bool = False) -> None:
-        super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        self._setup_domains(domain, extra_domains, extra_evaluators, evaluator)
-
-    def run(self) -> dict:
-        """Validate every domain in turn."""
-        self.val_loss.clear()
-        return self._run_domains('val')
+    STAGE = 'val'
 
 
 @LOOPS.register_module()
 class MultiTestLoop(_MultiDomainMixin, TestLoop):
-    """The test-time twin of :class:`MultiValLoop` (same arguments)."""
+    """The test-time twin of :class:`MultiValLoop` (same arguments; domain defaults to 'test')."""
 
-    def __init__(self, runner, dataloader: Union[DataLoader, dict],
-                 evaluator: Union[Evaluator, dict, list], domain: str = 'test',
-                 extra_domains: Optional[Mapping[str, dict]] = None,
-                 extra_evaluators: Optional[Mapping[str, dict]] = None,
-                 fp16: bool = False) -> None:
-        super().__init__(runner, dataloader, evaluator, fp16=fp16)
-        self._setup_domains(domain, extra_domains, extra_evaluators, evaluator)
-
-    def run(self) -> dict:
-        """Test every domain in turn."""
-        self.test_loss.clear()
-        return self._run_domains('test')
+    STAGE = 'test'
 
 
 @LOOPS.register_module()
