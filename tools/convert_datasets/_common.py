@@ -25,6 +25,9 @@ from mmseg.utils import IGNORE_INDEX, NUM_CLASSES, atomic_path, atomic_write_tex
 
 logger = logging.getLogger(__name__)
 
+#: File name ending of every converted label (GTA, SYNTHIA, Mapillary).
+TRAIN_ID_SUFFIX = '_labelTrainIds.png'
+
 
 def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Namespace:
     """``root`` (positional) and ``--nproc``, shared by every converter."""
@@ -33,6 +36,13 @@ def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Name
     parser.add_argument('--nproc', type=int, default=1, help='worker processes')
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     return parser.parse_args(argv)
+
+
+def run_cli(convert: Callable[[Path, int], Path], description: str,
+            argv: Optional[Sequence[str]]) -> None:
+    """The ``main`` of every converter: ``convert(root, nproc)`` from the command line."""
+    args = parse_args(description, argv)
+    convert(args.root, args.nproc)
 
 
 def lookup_table(id_to_train_id: Mapping[int, int], size: int = 65536) -> np.ndarray:
@@ -114,6 +124,33 @@ def convert_with_table(sources: Sequence[Path],
     pairs = [(src, dst_of(src)) for src in sources]
     func = partial(_convert_pair, table=table, root=root, read=read)
     return run_parallel(func, pairs, nproc, desc)
+
+
+def convert_label_dir(root: Path,
+                      label_dir: Path,
+                      is_raw: Callable[[Path], bool],
+                      table: np.ndarray,
+                      nproc: int,
+                      desc: str,
+                      missing: str,
+                      read: Callable[[Path], np.ndarray] = read_pil_ids) -> Path:
+    """Convert the raw ``*.png`` labels under ``label_dir`` (those ``is_raw`` accepts).
+
+    Each goes to ``*_labelTrainIds.png`` beside it; the class statistics go into
+    ``root``. ``missing`` ends the error raised when there is no raw label. Returns ``root``.
+    """
+    raw = sorted(p for p in label_dir.rglob('*.png') if is_raw(p))
+    if not raw:
+        raise FileNotFoundError(f'{label_dir} holds no {missing}.')
+    stats = convert_with_table(raw,
+                               lambda p: p.with_name(p.stem + TRAIN_ID_SUFFIX),
+                               table,
+                               root,
+                               nproc,
+                               desc,
+                               read=read)
+    save_class_stats(root, stats)
+    return root
 
 
 def _convert_pair(pair, table, root, read):

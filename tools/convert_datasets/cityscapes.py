@@ -19,12 +19,8 @@ if __name__ == '__main__':
 from cityscapesscripts.preparation.json2labelImg import json2labelImg  # noqa: E402
 
 from mmseg.utils import atomic_path, atomic_write_text  # noqa: E402
-from tools.convert_datasets._common import (
-    class_stats,
-    parse_args,  # noqa: E402
-    require_dir,
-    run_parallel,
-    save_class_stats)
+from tools.convert_datasets._common import (  # noqa: E402
+    class_stats, require_dir, run_cli, run_parallel, save_class_stats)
 
 POLYGONS = '_gtFine_polygons.json'
 TRAIN_IDS = '_gtFine_labelTrainIds.png'
@@ -75,8 +71,7 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args('Convert Cityscapes polygons to train-id labels.', argv)
-    convert(args.root, args.nproc)
+    run_cli(convert, 'Convert Cityscapes polygons to train-id labels.', argv)
 
 
 if __name__ == '__main__':

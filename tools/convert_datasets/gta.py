@@ -12,12 +12,8 @@ from typing import Optional, Sequence
 if __name__ == '__main__':  # allow `python tools/convert_datasets/gta.py` from the repo root
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (
-    convert_with_table,
-    lookup_table,  # noqa: E402
-    parse_args,
-    require_dir,
-    save_class_stats)
+from tools.convert_datasets._common import (  # noqa: E402
+    convert_label_dir, lookup_table, require_dir, run_cli)
 
 #: GTA ships Cityscapes label ids; the 19 evaluated ones map to train ids (release table).
 GTA_ID_TO_TRAIN_ID = {
@@ -50,18 +46,17 @@ def convert(root: Path, nproc: int = 1) -> Path:
     """Convert every raw GTA label under ``root/labels``; return ``root``."""
     root = Path(root)
     label_dir = require_dir(root / 'labels', 'the GTA labels folder <root>/labels/*.png')
-    raw = sorted(p for p in label_dir.rglob('*.png') if RAW_LABEL.match(p.name))
-    if not raw:
-        raise FileNotFoundError(f'{label_dir} holds no raw GTA labels (<digits>.png).')
-    stats = convert_with_table(raw, lambda p: p.with_name(p.stem + '_labelTrainIds.png'),
-                               lookup_table(GTA_ID_TO_TRAIN_ID), root, nproc, 'GTA labels')
-    save_class_stats(root, stats)
-    return root
+    return convert_label_dir(root,
+                             label_dir,
+                             lambda p: RAW_LABEL.match(p.name) is not None,
+                             lookup_table(GTA_ID_TO_TRAIN_ID),
+                             nproc,
+                             'GTA labels',
+                             missing='raw GTA labels (<digits>.png)')
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args('Convert GTA5 labels to Cityscapes train ids.', argv)
-    convert(args.root, args.nproc)
+    run_cli(convert, 'Convert GTA5 labels to Cityscapes train ids.', argv)
 
 
 if __name__ == '__main__':

@@ -12,11 +12,8 @@ from typing import Optional, Sequence
 if __name__ == '__main__':
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (
-    convert_with_table,
-    lookup_table,  # noqa: E402
-    parse_args,
-    save_class_stats)
+from tools.convert_datasets._common import (  # noqa: E402
+    TRAIN_ID_SUFFIX, convert_with_table, lookup_table, run_cli, save_class_stats)
 
 # Mapillary Vistas v1.2 class id -> Cityscapes train id. This is the mapping used by the
 # domain-generalisation literature that evaluates GTA-trained models on Mapillary
@@ -54,7 +51,6 @@ MAPILLARY_V12_TO_TRAIN_ID = {
 #: Number of classes of Vistas v1.2 (ids 0..65); a larger id means the wrong label version.
 NUM_V12_IDS = 66
 SPLITS = ('training', 'validation')
-SUFFIX = '_labelTrainIds.png'
 
 
 def convert(root: Path, nproc: int = 1) -> Path:
@@ -70,7 +66,7 @@ def convert(root: Path, nproc: int = 1) -> Path:
         raw = sorted((root / split / 'v1.2' / 'labels').glob('*.png'))
         out_dir = root / split / 'labels'
         stats = convert_with_table(raw,
-                                   lambda p, d=out_dir: d / (p.stem + SUFFIX),
+                                   lambda p, d=out_dir: d / (p.stem + TRAIN_ID_SUFFIX),
                                    table,
                                    root,
                                    nproc,
@@ -81,8 +77,7 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args('Convert Mapillary Vistas v1.2 labels to Cityscapes train ids.', argv)
-    convert(args.root, args.nproc)
+    run_cli(convert, 'Convert Mapillary Vistas v1.2 labels to Cityscapes train ids.', argv)
 
 
 if __name__ == '__main__':

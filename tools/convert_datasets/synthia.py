@@ -14,12 +14,8 @@ import numpy as np
 if __name__ == '__main__':
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.convert_datasets._common import (
-    convert_with_table,
-    lookup_table,  # noqa: E402
-    parse_args,
-    require_dir,
-    save_class_stats)
+from tools.convert_datasets._common import (  # noqa: E402
+    TRAIN_ID_SUFFIX, convert_label_dir, lookup_table, require_dir, run_cli)
 
 #: SYNTHIA class ids -> Cityscapes train ids (release table; terrain, truck, train never occur).
 SYNTHIA_ID_TO_TRAIN_ID = {
@@ -44,8 +40,6 @@ SYNTHIA_ID_TO_TRAIN_ID = {
     11: 18
 }
 
-SUFFIX = '_labelTrainIds.png'
-
 
 def read_synthia_ids(path: Path) -> np.ndarray:
     """The class-id channel of a SYNTHIA label (last channel in OpenCV's order)."""
@@ -59,23 +53,18 @@ def convert(root: Path, nproc: int = 1) -> Path:
     """Convert every raw SYNTHIA label under ``root/GT/LABELS``; return ``root``."""
     root = Path(root)
     label_dir = require_dir(root / 'GT' / 'LABELS', 'the SYNTHIA labels <root>/GT/LABELS/*.png')
-    raw = sorted(p for p in label_dir.rglob('*.png') if not p.name.endswith(SUFFIX))
-    if not raw:
-        raise FileNotFoundError(f'{label_dir} holds no raw SYNTHIA labels.')
-    stats = convert_with_table(raw,
-                               lambda p: p.with_name(p.stem + SUFFIX),
-                               lookup_table(SYNTHIA_ID_TO_TRAIN_ID),
-                               root,
-                               nproc,
-                               'SYNTHIA labels',
-                               read=read_synthia_ids)
-    save_class_stats(root, stats)
-    return root
+    return convert_label_dir(root,
+                             label_dir,
+                             lambda p: not p.name.endswith(TRAIN_ID_SUFFIX),
+                             lookup_table(SYNTHIA_ID_TO_TRAIN_ID),
+                             nproc,
+                             'SYNTHIA labels',
+                             missing='raw SYNTHIA labels',
+                             read=read_synthia_ids)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    args = parse_args('Convert SYNTHIA labels to Cityscapes train ids.', argv)
-    convert(args.root, args.nproc)
+    run_cli(convert, 'Convert SYNTHIA labels to Cityscapes train ids.', argv)
 
 
 if __name__ == '__main__':
