@@ -28,6 +28,10 @@ COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
 INDEX_FILE = 'model_index.json'
 # Adam steps that make the random VAE encoder's latents informative (see _calibrate_vae_encoder).
 VAE_FIT_STEPS = 300
+# SD's 0.18215 brings its VAE's raw latents (std about 5.5) to unit scale; the calibrated tiny
+# encoder's raw latents already have a std of about 1, so they are used as they are. Smaller
+# latents would drown in the inversion's noise.
+VAE_SCALING_FACTOR = 1.0
 
 
 def _byte_level_vocabulary() -> dict:
@@ -110,7 +114,7 @@ def _write_vae(path: Path) -> None:
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 16, 16), norm_num_groups=8, latent_channels=4,
         down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
-        layers_per_block=1, sample_size=64, scaling_factor=0.18215,
+        layers_per_block=1, sample_size=64, scaling_factor=VAE_SCALING_FACTOR,
     )
     _calibrate_vae_encoder(vae)
     vae.save_pretrained(path)
