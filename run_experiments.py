@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 
 from experiments import EXPERIMENTS, Experiment, expand
 from mmseg.apis.config import git_revision, load_config
+from mmseg.apis.preflight import MissingInputError
 from mmseg.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
@@ -128,4 +129,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
 
 if __name__ == '__main__':
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    sys.exit(0 if main() is not None else 1)
+    try:
+        sys.exit(0 if main() is not None else 1)
+    except MissingInputError as error:  # a set-up problem: the message, no traceback
+        sys.exit(f'error: {error}')

@@ -17,7 +17,8 @@ if __package__ in (None, ''):  # `python tools/train.py`: make the repo importab
 
 from mmengine.config import DictAction  # noqa: E402
 
-from mmseg.apis import load_config, prepare_train_config, train  # noqa: E402
+from mmseg.apis import (MissingInputError, load_config, prepare_train_config,  # noqa: E402
+                        train)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -54,4 +55,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except MissingInputError as error:  # a set-up problem: the message, no traceback
+        sys.exit(f'error: {error}')

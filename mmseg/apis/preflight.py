@@ -121,6 +121,17 @@ def check_data(cfg: Config, stages: Sequence[str] = ('train', 'val', 'test')) ->
 
 
 def check_inputs(cfg: Config, stages: Sequence[str] = ('train', 'val')) -> None:
-    """Data of ``stages`` first (cheap), then weights; both before any model is built."""
-    check_data(cfg, stages)
-    check_weights(cfg)
+    """Data of ``stages`` and the weights, before any model is built.
+
+    Raises:
+        MissingInputError: one error that lists every missing input (data and
+            weights), so a new user learns everything to download at once.
+    """
+    problems = []
+    for check in (lambda: check_data(cfg, stages), lambda: check_weights(cfg)):
+        try:
+            check()
+        except MissingInputError as error:
+            problems.append(str(error))
+    if problems:
+        raise MissingInputError('\n'.join(problems))

@@ -3,6 +3,7 @@ import pytest
 from mmengine.config import Config
 
 from mmseg.apis import MissingInputError, check_data, check_weights
+from mmseg.apis.preflight import check_inputs
 from test_tools.workspace import EXP50
 
 
@@ -30,3 +31,13 @@ def test_check_weights(tmp_path, tiny_sd_dir):
         check_weights(cfg)
     cfg.model.backbone.overrides = dict(model_id=str(tiny_sd_dir))
     assert check_weights(cfg) == [tiny_sd_dir]
+
+
+def test_check_inputs_lists_missing_data_and_weights_together(tmp_path):
+    cfg = Config.fromfile(str(EXP50))
+    cfg.train_dataloader.dataset.source.data_root = str(tmp_path / 'gta')
+    cfg.model.backbone.overrides = dict(model_id=str(tmp_path / 'sd21'))
+    with pytest.raises(MissingInputError,
+                       match=r'(?s)gta does not exist.*convert_datasets/gta\.py.*\n.*'
+                             r"model_id '.*sd21'.*stabilityai/stable-diffusion-2-1"):
+        check_inputs(cfg)
