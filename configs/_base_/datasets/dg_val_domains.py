@@ -53,3 +53,10 @@ dg_val_datasets = dict(
     dark_zurich=dark_zurich_val,
     bdd100k=bdd100k_val,
     mapillary=mapillary_val)
+# Loader and metric shared by the per-domain val configs: batch 1, one worker, fixed order.
+val_loader = dict(
+    batch_size=1,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=False))
+miou_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])

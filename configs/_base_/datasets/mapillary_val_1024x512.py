@@ -1,12 +1,7 @@
 # Mapillary validation (and test) dataloader and mIoU evaluator; the dataset is defined once
-# in dg_val_domains.py. Batch 1, one worker, fixed order.
+# with the loader settings in dg_val_domains.py.
 _base_ = ['./dg_val_domains.py']
-val_dataloader = dict(
-    batch_size=1,
-    num_workers=1,
-    persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset={{_base_.mapillary_val}})
+val_dataloader = dict(_base_.val_loader, dataset=_base_.mapillary_val)
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+val_evaluator = _base_.miou_evaluator
 test_evaluator = val_evaluator
