@@ -156,8 +156,9 @@ def test_no_host_sync_per_step_on_cuda(tiny_sd_dir, components):
     """CUDA's sync debug mode reports every host synchronisation (copies from the host too)."""
     import warnings
     fast, slow = _pair(tiny_sd_dir, components)
-    fast, slow = fast.cuda(), slow.cuda()
-    x = images(1).cuda()
+    device = torch.device('cuda', torch.cuda.current_device())
+    fast, slow = fast.to(device), slow.to(device)
+    x = images(1).to(device)
     seen = []
     handle = components.unet.up_blocks[3].resnets[0].conv2.register_forward_hook(
         lambda module, inputs, output: seen.append(output.dtype))
