@@ -9,9 +9,10 @@ from .config import ConfigError, DIFFConfig
 from .encoder import DIFFEncoder
 from .extractor import DiffusionFeatureExtractor, UNetUsage
 from .finecoder import Finecoder
+from .fingerprint import fingerprint_sd_folder
 
 __all__ = [
     'BottleneckBlock', 'ConfigError', 'DIFFConfig', 'DIFFEncoder', 'DiffusionFeatureExtractor',
-    'DirectAggregation', 'Finecoder', 'MixingAggregation', 'SDComponents', 'UNetUsage',
+    'DirectAggregation', 'Finecoder', 'MixingAggregation', 'fingerprint_sd_folder', 'SDComponents', 'UNetUsage',
     'WeightsNotFoundError', 'load_sd_components'
 ]
