@@ -19,6 +19,11 @@ DEMO = f'{CONFIGS}/diff-daformer_tiny_srconly_syn-demo.py'
 DACS = f'{CONFIGS}/diff-daformer_sd21_dacs-40k_gta2{{}}-512x512.py'
 SYN_DACS = f'{CONFIGS}/diff-daformer_tiny_dacs_syn2night.py'
 SYN_SRC = f'{CONFIGS}/diff-daformer_tiny_srconly_syn2night.py'
+# Ablations of exp 51 (the release's commented-out alternatives and two switches).
+ABLATION = f'{CONFIGS}/diff-daformer_sd21_srconly-40k_gta2five-512x512_ablation-{{}}.py'
+# Exp 51 with another Stable Diffusion UNet (configs/diff_configs/<family>.yaml).
+FAMILY = f'{CONFIGS}/diff-daformer_{{}}_srconly-40k_gta2five-512x512.py'
+MITB5 = 'configs/baselines/daformer_mitb5_srconly-40k_gta2five-512x512.py'
 
 # The release's run-name stem of exp 50 (reference-spec §2.5): gtaCAug source with colour
 # augmentation, 2cs target, DG dataset + DACS wrapper in source-only mode, RCS T=0.01,
@@ -81,6 +86,19 @@ EXPERIMENTS: Dict[int, Experiment] = {
                    seeds=(0, 1), setup=('tiny_sd', 'synthetic_data')),
     71: Experiment('source-only baseline of exp 70 (same length)', SYN_SRC, seeds=(0, 1),
                    setup=('tiny_sd', 'synthetic_data')),
+    80: Experiment('ablation of exp 51: the release\'s 5 steps (t = 80, 60, 40, 20, 1, all kept)',
+                   ABLATION.format('5steps')),
+    81: Experiment('ablation of exp 51: 1 step (t = 100, kept)', ABLATION.format('1step')),
+    82: Experiment('ablation of exp 51: ResNet features only (no transformer blocks)',
+                   ABLATION.format('resnet-only')),
+    83: Experiment('ablation of exp 51: smaller projections (64 / 128, 320, 512 channels)',
+                   ABLATION.format('proj512')),
+    84: Experiment('ablation of exp 51: medium projections (96 / 192, 384, 768 channels)',
+                   ABLATION.format('proj768')),
+    85: Experiment('ablation of exp 51: no path-controlled diffusion',
+                   ABLATION.format('no-path-control')),
+    86: Experiment('ablation of exp 51: no IPKL (one label-free pass per iteration)',
+                   ABLATION.format('no-ipkl')),
 }
 
 
