@@ -86,6 +86,10 @@ class DiffusionFeatureExtractor(nn.Module):
         # The straightforward path re-encodes its prompts at every call; the optimised one
         # does not need the text encoder after this point.
         self.text_encoder = None if config.optimize else text_encoder
+        # Frozen weights are held in the compute precision (cast once, not at every call).
+        self.held_dtype = torch.float32
+        if config.dtype != 'auto':  # explicit: cast now, before the model is moved
+            self.hold_precision(DTYPES[config.dtype])
         self.last_usage = UNetUsage(0, ())
         self.register_state_dict_post_hook(_drop_frozen_state)
         self.register_load_state_dict_pre_hook(_remember_prefix)
@@ -109,9 +113,27 @@ class DiffusionFeatureExtractor(nn.Module):
         """Strides of the recorded levels, fine to coarse."""
         return [level.stride for level in self.levels]
 
+    def hold_precision(self, dtype: torch.dtype) -> None:
+        """Hold the frozen UNet, VAE (and text encoder, if kept) in ``dtype``.
+
+        Prompt embeddings stay as computed at construction (float32); features are stored in
+        float32. The trainable parts (aggregation, finecoder, head) are not touched.
+        """
+        if dtype == self.held_dtype:
+            return
+        for module in (self.unet, self.vae, self.text_encoder):
+            if module is not None:  # nn.Module.to: diffusers' own .to warns about fp32 modules
+                nn.Module.to(module, dtype=dtype)
+        self.held_dtype = dtype
+
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        """The single place where the precision of the frozen parts is chosen."""
+        """The single place where the precision of the frozen parts is chosen.
+
+        ``dtype: auto`` is resolved here, by the device the images are on (float32 on CPU,
+        float16 elsewhere), so the weights are cast once, at the first call on that device.
+        """
         dtype = resolve_dtype(self.config.dtype, device)
+        self.hold_precision(dtype)
         return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
 
     @torch.no_grad()
