@@ -7,11 +7,14 @@ code (environment.md, pitfalls 1 and 11). Here everything that goes into a
 checkpoint is converted to dicts, lists, numbers, strings and tensors first,
 and converted back on load.
 """
+import functools
 import logging
 import os
+import pickle
 import re
+import zipfile
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,6 +31,18 @@ _HISTORY_TAG = '__history_buffer__'
 
 class CheckpointMismatchError(RuntimeError):
     """A checkpoint's weights do not fit the model (missing or unexpected keys)."""
+
+
+class NotACheckpointError(RuntimeError):
+    """A file is empty, corrupt, not written by ``torch.save``, or holds pickled objects."""
+
+
+class NonFiniteWeightsError(RuntimeError):
+    """A checkpoint holds NaN or infinite weights (the run it comes from diverged)."""
+
+
+class OtherStableDiffusionError(RuntimeError):
+    """A checkpoint was trained with another Stable Diffusion folder than the model's."""
 
 
 def to_plain(obj: Any, path: str = '') -> Any:
@@ -88,9 +103,38 @@ def restore_message_hub_state(state: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def save_checkpoint_atomic(checkpoint: Mapping[str, Any], path: PathLike) -> None:
-    """Write ``checkpoint`` (plain types and tensors) to ``path`` atomically."""
+    """Write ``checkpoint`` (plain types and tensors) to ``path`` atomically.
+
+    Raises:
+        DiskFullError: the disk filled up during the write (naming the file and the
+            free space); ``path`` is left as it was.
+    """
     with atomic_path(path) as tmp:
+        fault_point('checkpoint_before_write')
         torch.save(checkpoint, tmp)
+        fault_point('checkpoint_written')
+
+
+def fault_point(name: str) -> None:
+    """Test-only fault injection: SIGKILL this process at the point ``name``.
+
+    Active only when the environment variable ``DIFF_FAULT_POINT`` equals ``name`` (a
+    test sets it in a child process to prove that a kill at any point of a checkpoint
+    save loses nothing). ``DIFF_FAULT_SKIP=<n>`` lets the first ``n`` passes through.
+    """
+    if os.environ.get('DIFF_FAULT_POINT') != name:
+        return
+    skip = int(os.environ.get('DIFF_FAULT_SKIP', '0'))
+    if skip > 0:
+        os.environ['DIFF_FAULT_SKIP'] = str(skip - 1)
+        return
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _not_a_checkpoint(path: str, why: str) -> NotACheckpointError:
+    return NotACheckpointError(f'{path} is not a checkpoint: {why}. Expected a .pth written '
+                               'by this project\'s training or tools/publish_model.py.')
 
 
 def load_checkpoint_safe(path: PathLike,
@@ -104,19 +148,53 @@ def load_checkpoint_safe(path: PathLike,
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        RuntimeError: the file needs unsafe unpickling (e.g. an mmengine
-            checkpoint written by another project).
+        NotACheckpointError: the file is empty or corrupt, not a ``torch.save`` zip
+            archive, or holds objects other than tensors and plain containers (such a
+            file is refused: loading it could run code from the file).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
+    size = os.path.getsize(path)
+    if size == 0:
+        raise _not_a_checkpoint(path, 'the file is empty (0 bytes; an interrupted copy?)')
+    if not zipfile.is_zipfile(path):
+        raise _not_a_checkpoint(path, f'the file ({size} bytes) is not a torch.save archive '
+                                '(corrupt, truncated or another format)')
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises UnpicklingError or RuntimeError
-        raise RuntimeError(
-            f'cannot load {path} safely (torch.load weights_only=True): {error}. '
-            'Only checkpoints holding tensors and plain containers are accepted; '
-            'convert an old checkpoint by re-saving its state_dict as a plain dict.') from error
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(error))
+        what = f' (e.g. {found.group(1)})' if found else ''
+        raise _not_a_checkpoint(
+            path, f'it holds pickled Python objects{what}, not only tensors and plain '
+            'containers, and this project cannot load it safely (loading it could run code from '
+            'the file); re-save its state_dict as a plain dict of tensors') from None
+    except Exception as error:  # zip member missing or truncated, bad records
+        cause = str(error).strip().splitlines()[0][:200] if str(error).strip() else \
+            type(error).__name__
+        raise _not_a_checkpoint(path, f'the archive is corrupt ({cause})') from None
+    if not isinstance(checkpoint, dict):
+        raise _not_a_checkpoint(path, f'it holds a {type(checkpoint).__name__}, not a dict')
+    return checkpoint
+
+
+def check_finite_weights(state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming the tensors of ``state_dict`` with NaN/inf.
+
+    Args:
+        state_dict: Weights (floating-point tensors are checked).
+        source: The file they come from, for the message.
+    """
+    bad = [f'{key} ({int((~torch.isfinite(value)).sum())}/{value.numel()} values)'
+           for key, value in state_dict.items()
+           if isinstance(value, torch.Tensor) and value.is_floating_point()
+           and not bool(torch.isfinite(value).all())]
+    if bad:
+        raise NonFiniteWeightsError(
+            f'{source} holds non-finite (NaN or infinite) weights in {len(bad)} of '
+            f'{len(state_dict)} tensors: {_format_keys(bad, limit=8)}. The training run '
+            'diverged; use an earlier checkpoint or retrain with a smaller learning rate.')
 
 
 def extract_state_dict(checkpoint: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
@@ -201,3 +279,86 @@ def load_state_dict_strict(model: nn.Module,
 def plain_meta(meta: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """``meta`` converted to plain types (see :func:`to_plain`)."""
     return dict(to_plain(dict(meta or {}), 'meta'))
+
+
+# --- the frozen Stable Diffusion model a checkpoint was trained with -----------------------
+
+#: checkpoint ``meta`` key holding ``[dict(model_id=<folder>, fingerprint=<dict>), ...]``
+SD_META_KEY = 'stable_diffusion'
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_fingerprint(folder: str) -> Dict[str, Any]:
+    from mmseg.models.backbones.diff import fingerprint_sd_folder
+    return fingerprint_sd_folder(folder)
+
+
+def sd_fingerprint(folder: PathLike) -> Dict[str, Any]:
+    """:func:`fingerprint_sd_folder` of ``folder``, computed once per process and folder."""
+    return dict(_cached_fingerprint(os.path.realpath(os.fspath(folder))))
+
+
+def model_sd_folders(model: nn.Module) -> List[str]:
+    """The Stable Diffusion folders (``model_id``) of the DIFF backbones in ``model``, in order."""
+    folders: List[str] = []
+    for module in model.modules():
+        config = getattr(getattr(module, 'encoder', None), 'config', None)
+        folder = getattr(config, 'model_id', None)
+        if isinstance(folder, str) and folder not in folders:
+            folders.append(folder)
+    return folders
+
+
+def model_sd_record(model: nn.Module) -> List[Dict[str, Any]]:
+    """What a checkpoint records about the frozen models of ``model`` (see :data:`SD_META_KEY`)."""
+    return [dict(model_id=folder, fingerprint=sd_fingerprint(folder))
+            for folder in model_sd_folders(model)]
+
+
+def _difference(saved: Mapping[str, Any], current: Mapping[str, Any]) -> str:
+    parts = []
+    for key in ('unet', 'prediction_type'):
+        if saved.get(key) != current.get(key):
+            if isinstance(saved.get(key), Mapping) and isinstance(current.get(key), Mapping):
+                keys = sorted(k for k in set(saved[key]) | set(current[key])
+                              if saved[key].get(k) != current[key].get(k))
+                parts.append(f'{key} ' + ', '.join(
+                    f'{k}: {saved[key].get(k)} vs {current[key].get(k)}' for k in keys))
+            else:
+                parts.append(f'{key}: {saved.get(key)} vs {current.get(key)}')
+    return '; '.join(parts) or 'same architecture, different weight or config files'
+
+
+def check_sd_fingerprint(checkpoint: Mapping[str, Any], model: nn.Module, source: str,
+                         allow_other: bool = False) -> None:
+    """Compare the frozen model recorded in ``checkpoint`` with the one ``model`` uses.
+
+    A checkpoint without a record (older, or a model without DIFF backbone) only warns.
+
+    Raises:
+        OtherStableDiffusionError: the fingerprints differ, naming both folders and what
+            differs; with ``allow_other`` this is a warning instead.
+    """
+    current = model_sd_record(model)
+    if not current:
+        return
+    meta = checkpoint.get('meta') if isinstance(checkpoint.get('meta'), Mapping) else {}
+    saved = meta.get(SD_META_KEY)
+    if not saved:
+        print_log(f'{source} records no Stable Diffusion fingerprint (an older checkpoint): '
+                  f'cannot check that it was trained with {current[0]["model_id"]}',
+                  logger='current', level=logging.WARNING)
+        return
+    for old, new in zip(saved, current):
+        if old.get('fingerprint', {}).get('sha256') == new['fingerprint']['sha256']:
+            continue
+        message = (f'{source} was trained with the Stable Diffusion folder {old.get("model_id")}'
+                   f', but the model now uses {new["model_id"]}, which differs '
+                   f'({_difference(old.get("fingerprint", {}), new["fingerprint"])}). '
+                   'Predictions would not be those of the trained model.')
+        if not allow_other:
+            raise OtherStableDiffusionError(
+                message + ' Point model_id at the folder it was trained with, or pass '
+                '--allow-other-sd (config key allow_other_sd=True) to use it anyway.')
+        print_log(message + ' Continuing (allow_other_sd).', logger='current',
+                  level=logging.WARNING)

@@ -14,13 +14,23 @@ Checkpoint contents (all plain types and tensors):
 
 Loading uses ``torch.load(weights_only=True)``; the weights must fit the model
 exactly, or loading fails listing the missing and unexpected keys.
+
+Console: the environment report, the resolved config and the hook order go to the log file
+only (``<work_dir>/<timestamp>/<timestamp>.log``); the config key ``verbose = True`` (the
+``--verbose`` flag of the tools) prints them on the screen as well.
+
+Checkpoint selection: the config key ``checkpoint_selection`` (``'last'``, the default, or
+``'best:<domain>/mIoU'``) is handed to the ``CheckpointHook`` (see
+:mod:`mmseg.engine.checkpoint_hook`).
 """
+import logging
 import os.path as osp
 import time
 from typing import Callable, Optional, Union
 
 import mmengine
 from mmengine.dist import master_only
+from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import weights_to_cpu
@@ -28,9 +38,61 @@ from mmengine.runner.checkpoint import weights_to_cpu
 from mmseg.registry import RUNNERS
 from mmseg.utils import atomic_write_text
 
-from .checkpoint import (extract_state_dict, load_checkpoint_safe, load_state_dict_strict,
-                         plain_meta, restore_message_hub_state, save_checkpoint_atomic, to_plain)
+from .checkpoint import (SD_META_KEY, check_finite_weights, check_sd_fingerprint,
+                         extract_state_dict, load_checkpoint_safe, load_state_dict_strict,
+                         model_sd_record, plain_meta, restore_message_hub_state,
+                         save_checkpoint_atomic, to_plain)
+from .checkpoint_hook import parse_selection
+from .guards import NonFiniteGuardHook, SafeCheckpointHook
 from .rng import capture_rng_state
+from .validation import check_type_kwargs
+
+
+def _safe_checkpoint_cfg(hook):
+    """A CheckpointHook config with mmengine's class replaced by :class:`SafeCheckpointHook`."""
+    if isinstance(hook, dict) and hook.get('type') in ('CheckpointHook', CheckpointHook):
+        hook = dict(hook, type=SafeCheckpointHook)
+    return hook
+
+# Start of the log records that go to the log file only, unless the config says verbose=True.
+FILE_ONLY_RECORDS = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n',
+                     'Hooks will be executed in the following order',
+                     'Distributed training is not used, all SyncBatchNorm')
+
+
+class FileOnlyFilter(logging.Filter):
+    """Keeps the environment report, config dump and hook table off the console."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg if isinstance(record.msg, str) else ''
+        return not message.startswith(FILE_ONLY_RECORDS)
+
+
+def _is_console_handler(handler: logging.Handler) -> bool:
+    return (isinstance(handler, logging.StreamHandler)
+            and not isinstance(handler, logging.FileHandler))
+
+
+def with_checkpoint_selection(default_hooks: Optional[dict],
+                              selection: Optional[str]) -> Optional[dict]:
+    """``default_hooks`` with ``selection`` handed to its ``checkpoint`` hook config.
+
+    Raises:
+        ValueError: the checkpoint hook config already chooses differently (its own
+            ``selection`` or ``save_best``).
+    """
+    if selection is None or not isinstance((default_hooks or {}).get('checkpoint'), dict):
+        return default_hooks
+    save_best, rule = parse_selection(selection)
+    hook = dict(default_hooks['checkpoint'])
+    own = hook.pop('selection', None) or (f"best:{hook['save_best']}"
+                                          if hook.get('save_best') else None)
+    if own is not None and own != selection:
+        raise ValueError(f'checkpoint_selection={selection!r} conflicts with '
+                         f'default_hooks.checkpoint ({own!r}); set only one of them')
+    if save_best is not None and hook.get('save_best') is None:
+        hook.update(save_best=save_best, rule=rule)
+    return dict(default_hooks, checkpoint=hook)
 
 
 @RUNNERS.register_module()
@@ -39,6 +101,42 @@ class SafeRunner(Runner):
 
     #: random states of the checkpoint being resumed, consumed by the train loop
     pending_rng_state = None
+
+    def build_logger(self, log_level: Union[int, str] = 'INFO', log_file: Optional[str] = None,
+                     **kwargs):
+        """mmengine's logger; unless ``cfg.verbose``, long reports go to the log file only."""
+        logger = super().build_logger(log_level=log_level, log_file=log_file, **kwargs)
+        if not (self.cfg or {}).get('verbose', False):
+            for handler in logger.handlers:
+                if _is_console_handler(handler) and not any(
+                        isinstance(f, FileOnlyFilter) for f in handler.filters):
+                    handler.addFilter(FileOnlyFilter())
+            _quiet_library_progress_bars()
+        return logger
+
+    def register_default_hooks(self, hooks=None) -> None:
+        """mmengine's default hooks, with the kill-safe checkpoint hook (see module docstring)."""
+        hooks = with_checkpoint_selection(dict(hooks or {}),
+                                          (self.cfg or {}).get('checkpoint_selection'))
+        hooks['checkpoint'] = _safe_checkpoint_cfg(
+            hooks.get('checkpoint', dict(type='CheckpointHook', interval=1)))
+        for name, hook in hooks.items():
+            if isinstance(hook, dict):
+                check_type_kwargs(hook, f'default_hooks.{name}')
+        super().register_default_hooks(hooks)
+
+    def register_custom_hooks(self, hooks) -> None:
+        """The config's custom hooks, their arguments checked first."""
+        for index, hook in enumerate(hooks):
+            if isinstance(hook, dict):
+                check_type_kwargs(hook, f'custom_hooks[{index}]')
+        super().register_custom_hooks(hooks)
+
+    def register_hooks(self, default_hooks=None, custom_hooks=None) -> None:
+        """Default and custom hooks, plus the non-finite guard (always)."""
+        super().register_hooks(default_hooks, custom_hooks)
+        if not any(isinstance(h, NonFiniteGuardHook) for h in self._hooks):
+            self.register_hook(NonFiniteGuardHook())
 
     @property
     def bare_model(self):
@@ -68,6 +166,7 @@ class SafeRunner(Runner):
         dataset = getattr(self.train_dataloader, 'dataset', None)
         if hasattr(dataset, 'metainfo'):
             meta.update(dataset_meta=dataset.metainfo)
+        meta[SD_META_KEY] = model_sd_record(self.bare_model)
         checkpoint = dict(meta=plain_meta(meta),
                           state_dict=weights_to_cpu(self.bare_model.state_dict()),
                           message_hub=to_plain(self.message_hub.state_dict(), 'message_hub'))
@@ -100,8 +199,12 @@ class SafeRunner(Runner):
         if 'message_hub' in checkpoint:
             checkpoint['message_hub'] = restore_message_hub_state(checkpoint['message_hub'])
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        load_state_dict_strict(self.bare_model, extract_state_dict(checkpoint),
-                               prefixes=('module.', ), source=str(filename))
+        weights = extract_state_dict(checkpoint)
+        check_finite_weights(weights, str(filename))
+        check_sd_fingerprint(checkpoint, self.bare_model, str(filename),
+                             allow_other=bool(self.cfg.get('allow_other_sd', False)))
+        load_state_dict_strict(self.bare_model, weights, prefixes=('module.', ),
+                               source=str(filename))
         self._has_loaded = True
         self._loaded_checkpoint_rng = checkpoint.get('rng_state')
         self.logger.info(f'Load checkpoint from {filename}')
@@ -122,3 +225,13 @@ class SafeRunner(Runner):
         if not name.endswith('.py'):
             name = osp.splitext(name)[0] + '.py'
         atomic_write_text(osp.join(self.work_dir, name), self.cfg.pretty_text)
+
+
+def _quiet_library_progress_bars() -> None:
+    """No 'Loading weights' bars from transformers/diffusers when the frozen model loads."""
+    for module in ('transformers.utils.logging', 'diffusers.utils.logging'):
+        try:
+            library_logging = __import__(module, fromlist=['disable_progress_bar'])
+        except ImportError:
+            continue
+        library_logging.disable_progress_bar()

@@ -1,13 +1,14 @@
 from .class_names import CITYSCAPES_METAINFO, CLASSES, IGNORE_INDEX, NUM_CLASSES, PALETTE
-from .io import atomic_path, atomic_write_bytes, atomic_write_text
+from .io import (DiskFullError, atomic_path, atomic_write_bytes, atomic_write_text,
+                 remove_stale_temp_files)
 from .misc import add_prefix, stable_seed
 from .typing_utils import (ConfigType, MultiConfig, OptConfigType, OptMultiConfig,
                            OptSampleList, SampleList)
 from .visualization import colorize, overlay
 
 __all__ = [
-    'CITYSCAPES_METAINFO', 'CLASSES', 'IGNORE_INDEX', 'NUM_CLASSES', 'PALETTE', 'atomic_path',
-    'atomic_write_bytes', 'atomic_write_text', 'add_prefix', 'stable_seed', 'ConfigType',
-    'MultiConfig', 'OptConfigType', 'OptMultiConfig', 'OptSampleList', 'SampleList', 'colorize',
-    'overlay'
+    'CITYSCAPES_METAINFO', 'CLASSES', 'IGNORE_INDEX', 'NUM_CLASSES', 'PALETTE', 'DiskFullError',
+    'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'remove_stale_temp_files',
+    'add_prefix', 'stable_seed', 'ConfigType', 'MultiConfig', 'OptConfigType', 'OptMultiConfig',
+    'OptSampleList', 'SampleList', 'colorize', 'overlay'
 ]
