@@ -26,7 +26,7 @@ from .base import BaseSegmentor, checked_cfg
 
 _TRAIN_KEYS = ('ipkl', )
 _IPKL_KEYS = ('enabled', 'consistency_weight')
-_TEST_KEYS = ('mode', 'crop_size', 'stride', 'size_divisor', 'seed')
+_TEST_KEYS = ('mode', 'crop_size', 'stride', 'size_divisor', 'seed', 'window_batch')
 
 Generators = Optional[List[torch.Generator]]
 
@@ -45,7 +45,9 @@ class EncoderDecoder(BaseSegmentor):
             loss is a single pass logged as ``decode.*``.
         test_cfg (dict, optional): ``mode`` ('whole' | 'slide'), ``crop_size``
             and ``stride`` (H, W) for 'slide', ``size_divisor`` (pad the
-            backbone input to multiples of it), ``seed`` (None: unseeded).
+            backbone input to multiples of it), ``seed`` (None: unseeded),
+            ``window_batch`` (sliding windows per backbone call, default 1;
+            the result does not depend on it).
         init_cfg (dict, optional): initialisation config.
     """
 
@@ -92,6 +94,10 @@ class EncoderDecoder(BaseSegmentor):
         if cfg['mode'] == 'slide' and ('crop_size' not in cfg or 'stride' not in cfg):
             raise ValueError('EncoderDecoder test_cfg: slide mode needs crop_size and stride '
                              '(each (H, W))')
+        window_batch = cfg.setdefault('window_batch', 1)
+        if isinstance(window_batch, bool) or not isinstance(window_batch, int) or window_batch < 1:
+            raise ValueError(f'EncoderDecoder test_cfg.window_batch must be a positive integer '
+                             f'(windows per backbone call), got {window_batch!r}')
         return cfg
 
     def _check_channels(self) -> None:
@@ -201,10 +207,26 @@ class EncoderDecoder(BaseSegmentor):
 
     # ---------------------------------------------------------------- inference
     def predict(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> SampleList:
-        """Predictions at each image's ``ori_shape`` (``seg_logits`` and ``pred_sem_seg``)."""
+        """Predictions at each image's ``ori_shape`` (``seg_logits`` and ``pred_sem_seg``).
+
+        A batch gives the predictions of its images evaluated one at a time: each image has
+        its own seeded noise, and images of different sizes (padded to a common size by the
+        data preprocessor) are evaluated in groups of equal size without that padding, so
+        the backbone never sees another image's padding.
+        """
         batch_img_metas = self.batch_img_metas(inputs, data_samples)
         generator = self._generators(batch_img_metas, self.test_cfg.get('seed'))
-        seg_logits = self.inference(inputs, batch_img_metas, generator)
+        groups = _size_groups(batch_img_metas, inputs.shape[2:])
+        if len(groups) == 1 and groups[0][1] == (0, 0, *inputs.shape[2:]):
+            seg_logits = self.inference(inputs, batch_img_metas, generator)
+        else:
+            seg_logits = inputs.new_zeros((inputs.shape[0], self.num_classes,
+                                           *inputs.shape[2:]))
+            for indices, (top, left, height, width) in groups:
+                crop = inputs[indices, :, top:top + height, left:left + width]
+                seg_logits[indices, :, top:top + height, left:left + width] = self.inference(
+                    crop, [batch_img_metas[i] for i in indices],
+                    None if generator is None else [generator[i] for i in indices])
         return self.postprocess_result(seg_logits, data_samples)
 
     def inference(self, inputs: torch.Tensor, batch_img_metas: List[dict],
@@ -224,18 +246,62 @@ class EncoderDecoder(BaseSegmentor):
         """Overlapping ``crop_size`` windows every ``stride`` pixels, logits averaged.
 
         The last window of a row or column is shifted back to end at the image
-        border; a count matrix averages overlapping windows.
+        border; a count matrix averages overlapping windows. ``test_cfg.window_batch``
+        windows (of every image in the batch) go through the network together; each
+        window of each image draws its noise from its own generator, seeded from the
+        image's generator before any window runs, so the logits do not depend on
+        ``window_batch``.
         """
         crop_h, crop_w = self.test_cfg['crop_size']
         stride_h, stride_w = self.test_cfg['stride']
         batch, _, height, width = inputs.shape
+        windows = _windows(height, width, crop_h, crop_w, stride_h, stride_w)
+        window_generators = _window_generators(generator, len(windows))
         logits = inputs.new_zeros((batch, self.num_classes, height, width))
         count = inputs.new_zeros((1, 1, height, width))
-        for y1, y2, x1, x2 in _windows(height, width, crop_h, crop_w, stride_h, stride_w):
-            crop = inputs[:, :, y1:y2, x1:x2]
-            logits[:, :, y1:y2, x1:x2] += self.encode_decode(crop, batch_img_metas, generator)
-            count[:, :, y1:y2, x1:x2] += 1
+        per_call = self.test_cfg.get('window_batch', 1)
+        for start in range(0, len(windows), per_call):
+            chunk = windows[start:start + per_call]
+            crops = torch.cat([inputs[:, :, y1:y2, x1:x2] for y1, y2, x1, x2 in chunk])
+            chunk_generators = None if window_generators is None else [
+                g for w in range(start, start + len(chunk)) for g in window_generators[w]]
+            chunk_logits = self.encode_decode(crops, batch_img_metas * len(chunk),
+                                              chunk_generators)
+            for k, (y1, y2, x1, x2) in enumerate(chunk):
+                logits[:, :, y1:y2, x1:x2] += chunk_logits[k * batch:(k + 1) * batch]
+                count[:, :, y1:y2, x1:x2] += 1
         return logits / count
+
+
+def _size_groups(batch_img_metas: List[dict], batch_shape: Sequence[int]
+                 ) -> List[Tuple[List[int], Tuple[int, int, int, int]]]:
+    """Images of the batch grouped by their region without batch padding.
+
+    Returns:
+        list: ``(indices, (top, left, height, width))`` per group, in batch order of first
+        appearance; the region comes from each image's ``padding_size`` (left, right, top,
+        bottom), i.e. what a batch of one would have held.
+    """
+    groups: Dict[Tuple[int, int, int, int], List[int]] = {}
+    for index, meta in enumerate(batch_img_metas):
+        left, right, top, bottom = meta.get('padding_size', (0, 0, 0, 0))
+        region = (top, left, batch_shape[0] - top - bottom, batch_shape[1] - left - right)
+        groups.setdefault(region, []).append(index)
+    return [(indices, region) for region, indices in groups.items()]
+
+
+def _window_generators(generator: Generators, num_windows: int
+                       ) -> Optional[List[List[torch.Generator]]]:
+    """``[window][image]`` generators, each seeded by a draw from the image's generator.
+
+    All seeds are drawn before any window is evaluated (window by window for each image),
+    so every window gets the same noise however many windows share a backbone call.
+    """
+    if generator is None:
+        return None
+    seeds = [torch.randint(0, 2**62, (num_windows, ), generator=g).tolist() for g in generator]
+    return [[torch.Generator(device=g.device).manual_seed(s[w]) for g, s in zip(generator, seeds)]
+            for w in range(num_windows)]
 
 
 def _windows(height: int, width: int, crop_h: int, crop_w: int, stride_h: int,
