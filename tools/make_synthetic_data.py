@@ -26,13 +26,19 @@ logger = logging.getLogger(__name__)
 
 DOMAINS = ('gta', 'synthia', 'cityscapes', 'acdc', 'dark_zurich', 'bdd100k', 'mapillary')
 #: Bump when the generator changes, so stale synthetic data is rewritten.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MARKER = '.complete'
 
 
 def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train: int, num_val: int,
-                  source_size: Tuple[int, int], target_size: Tuple[int, int]) -> None:
-    """Raw files of one domain, then its converter (where the real data needs one)."""
+                  source_size: Tuple[int, int], target_size: Tuple[int, int],
+                  num_test: int = 0) -> None:
+    """Raw files of one domain, then its converter (where the real data needs one).
+
+    Cityscapes, ACDC and Dark Zurich also get ``num_test`` unlabelled test images (the
+    benchmarks with a test server).
+    """
+    test = dict(test=num_test) if num_test else {}
     if domain == 'gta':
         writers.write_gta(out, seed, num_source, source_size)
         gta.convert(out)
@@ -40,7 +46,7 @@ def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train:
         writers.write_synthia(out, seed, num_source, source_size)
         synthia.convert(out)
     elif domain == 'cityscapes':
-        writers.write_cityscapes(out, seed, dict(train=num_train, val=num_val), target_size)
+        writers.write_cityscapes(out, seed, dict(train=num_train, val=num_val, **test), target_size)
         cityscapes.convert(out)
     elif domain == 'mapillary':
         writers.write_mapillary(out, seed, dict(training=num_train, validation=num_val),
@@ -50,7 +56,8 @@ def _write_domain(domain: str, out: Path, seed: int, num_source: int, num_train:
         write = dict(acdc=writers.write_acdc,
                      dark_zurich=writers.write_dark_zurich,
                      bdd100k=writers.write_bdd100k)[domain]
-        write(out, seed, dict(train=num_train, val=num_val), target_size)
+        counts = dict(train=num_train, val=num_val, **({} if domain == 'bdd100k' else test))
+        write(out, seed, counts, target_size)
 
 
 def prepare_synthetic_data(root: Union[str, Path],
@@ -59,6 +66,7 @@ def prepare_synthetic_data(root: Union[str, Path],
                            num_source: int = 24,
                            num_train: int = 8,
                            num_val: int = 8,
+                           num_test: int = 4,
                            source_size: Tuple[int, int] = (256, 144),
                            target_size: Tuple[int, int] = (256, 128),
                            domains: Sequence[str] = DOMAINS) -> Path:
@@ -70,6 +78,8 @@ def prepare_synthetic_data(root: Union[str, Path],
         num_source: Images of the source sets (GTA, SYNTHIA).
         num_train: Training images of each target set (labelled except Dark Zurich).
         num_val: Validation images of each target set.
+        num_test: Unlabelled test images of Cityscapes, ACDC (one condition each in turn)
+            and Dark Zurich.
         source_size: (width, height) of source images.
         target_size: (width, height) of target images.
         domains: Which of :data:`DOMAINS` to write.
@@ -86,6 +96,7 @@ def prepare_synthetic_data(root: Union[str, Path],
                     num_source=num_source,
                     num_train=num_train,
                     num_val=num_val,
+                    num_test=num_test,
                     source_size=list(source_size),
                     target_size=list(target_size))
     for domain in domains:
@@ -95,7 +106,7 @@ def prepare_synthetic_data(root: Union[str, Path],
         if out.exists():  # partial or made with other settings: start over
             shutil.rmtree(out)
         _write_domain(domain, out, seed, num_source, num_train, num_val, tuple(source_size),
-                      tuple(target_size))
+                      tuple(target_size), num_test)
         atomic_write_text(marker, json.dumps(settings))
         logger.info('synthetic %s written to %s', domain, out)
     return root
@@ -108,6 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
     parser.add_argument('--num-source', type=int, default=24)
     parser.add_argument('--num-train', type=int, default=8)
     parser.add_argument('--num-val', type=int, default=8)
+    parser.add_argument('--num-test', type=int, default=4,
+                        help='unlabelled test images of Cityscapes, ACDC and Dark Zurich')
     parser.add_argument('--source-size', type=int, nargs=2, default=(256, 144), metavar=('W', 'H'))
     parser.add_argument('--target-size', type=int, nargs=2, default=(256, 128), metavar=('W', 'H'))
     parser.add_argument('--domains', nargs='+', default=list(DOMAINS), choices=DOMAINS)
@@ -118,6 +131,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Path:
                                   num_source=args.num_source,
                                   num_train=args.num_train,
                                   num_val=args.num_val,
+                                  num_test=args.num_test,
                                   source_size=tuple(args.source_size),
                                   target_size=tuple(args.target_size),
                                   domains=args.domains)

@@ -24,6 +24,9 @@ _base_ = [
 ]
 seed = 0
 randomness = dict(seed=0)
-# Metrics are named per domain ('cityscapes/mIoU'), as in the five-domain evaluation.
+# The evaluation domain(s), one key (mmseg/apis/targets.py; `run_experiments.py --target`):
+# any of cityscapes, acdc, dark_zurich, bdd100k, mapillary, or 'all'. The loops below are what
+# it resolves to; metrics are named per domain ('cityscapes/mIoU').
+target_domains = ['cityscapes']
 val_cfg = dict(type='MultiValLoop', domain='cityscapes')
 test_cfg = dict(type='MultiTestLoop', domain='cityscapes')

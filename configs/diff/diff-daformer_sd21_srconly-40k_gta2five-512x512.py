@@ -4,6 +4,9 @@
 # cropped back), BDD100K (1280x720) and Mapillary (keep-ratio into 1024x512).
 # Metrics are named '<domain>/mIoU'; see _base_/datasets/dg_val_domains.py for the sets.
 _base_ = ['./diff-daformer_sd21_srconly-40k_gta2cs-512x512.py']
+# The one key that chooses the domains (mmseg/apis/targets.py); the loops below are what it
+# resolves to (written out for readers of the raw file).
+target_domains = ['cityscapes', 'acdc', 'dark_zurich', 'bdd100k', 'mapillary']
 # Shared settings of the extra domains' dataloaders (batch 1, fixed order).
 val_loader_defaults = dict(batch_size=1, num_workers=1, persistent_workers=True,
                            sampler=dict(type='DefaultSampler', shuffle=False))

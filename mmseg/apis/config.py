@@ -9,12 +9,14 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from .targets import apply_config_options
+
 _RUN_COUNTER = itertools.count()
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file and merge dotted-key overrides.
+    """Read a config file, merge dotted-key overrides, resolve ``target_domains``.
 
     Raises:
         FileNotFoundError: naming the missing file.
@@ -23,9 +25,11 @@ def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = Non
     if not path.is_file():
         raise FileNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(str(path))
-    if cfg_options:
-        cfg.merge_from_dict(dict(cfg_options))
-    return cfg
+    if cfg_options:  # an override key that nothing reads is an error (with the closest key)
+        from .cli import check_cfg_options
+        check_cfg_options(cfg, cfg_options)
+    # merges the overrides and resolves `target_domains` (the val/test domains, UDA target)
+    return apply_config_options(cfg, cfg_options)
 
 
 def default_work_dir(config_path: Union[str, os.PathLike]) -> str:

@@ -101,9 +101,10 @@ def check_data(cfg: Config, stages: Sequence[str] = ('train', 'val', 'test')) ->
         list[Path]: the image folders checked.
 
     Raises:
-        MissingInputError: naming the dataset root and the converter command.
+        MissingInputError: one error listing EVERY missing dataset (root and converter
+            command of each), not only the first.
     """
-    checked = []
+    checked, problems = [], []
     for where, node in _dataset_configs(cfg, stages):
         cls = DATASETS.get(node['type'])
         root = Path(node.get('data_root', ''))
@@ -114,9 +115,12 @@ def check_data(cfg: Config, stages: Sequence[str] = ('train', 'val', 'test')) ->
         if not root.is_dir() or not img_dir.is_dir():
             problem = (f'data root {root} does not exist' if not root.is_dir() else
                        f'image folder {img_dir} does not exist')
-            raise MissingInputError(f'{where} ({cls.__name__}): {problem}. Expected layout: '
-                                    f'{layout}.{hint} See data/README.md.')
+            problems.append(f'{where} ({cls.__name__}): {problem}. Expected layout: '
+                            f'{layout}.{hint} See data/README.md.')
+            continue
         checked.append(img_dir)
+    if problems:
+        raise MissingInputError('\n'.join(problems))
     return checked
 
 

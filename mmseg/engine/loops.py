@@ -67,6 +67,24 @@ def format_domain_table(metrics: Mapping[str, float], domains: Sequence[str],
     return '\n'.join(lines)
 
 
+def table_columns(metrics: Mapping[str, float], domains: Sequence[str]) -> List[str]:
+    """Each domain followed by its subsets found in ``metrics`` (``acdc``, ``acdc/fog``, ...).
+
+    A subset is what an evaluator reports as ``<subset>/mIoU`` (ACDC's conditions),
+    prefixed here as ``<domain>/<subset>/mIoU``.
+    """
+    columns = []
+    for domain in domains:
+        columns.append(domain)
+        head, tail = f'{domain}/', '/mIoU'
+        for key in metrics:
+            middle = key[len(head):-len(tail)] if key.startswith(head) and key.endswith(tail) \
+                else ''
+            if middle and '/' not in middle:
+                columns.append(f'{domain}/{middle}')
+    return columns
+
+
 class _MultiDomainMixin:
     """Shared logic: build one (dataloader, evaluator) pair per domain and run each.
 
@@ -93,8 +111,11 @@ class _MultiDomainMixin:
     def _setup_domains(self, domain: str, extra_domains: Optional[Mapping[str, dict]],
                        extra_evaluators: Optional[Mapping[str, dict]],
                        evaluator_cfg: Union[dict, list, Evaluator]) -> None:
-        extra_domains = dict(extra_domains or {})
-        extra_evaluators = dict(extra_evaluators or {})
+        # `extra_domains.<name>=None` (e.g. from --cfg-options) drops that domain
+        dropped = {k for k, v in (extra_domains or {}).items() if v is None}
+        extra_domains = {k: v for k, v in (extra_domains or {}).items() if k not in dropped}
+        extra_evaluators = {k: v for k, v in (extra_evaluators or {}).items()
+                            if k not in dropped}
         unknown = set(extra_evaluators) - set(extra_domains)
         if unknown:
             raise ValueError(f'extra_evaluators names domains without a dataloader: '
@@ -146,8 +167,8 @@ class _MultiDomainMixin:
         self.dataloader = self.dataloaders[self.main_domain]
         self.evaluator = self.evaluators[self.main_domain]
         print_log(f'{stage} results per domain (%):\n'
-                  + format_domain_table(metrics, self.domains), logger='current',
-                  level=logging.INFO)
+                  + format_domain_table(metrics, table_columns(metrics, self.domains)),
+                  logger='current', level=logging.INFO)
         self.last_metrics = dict(metrics)
         self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
         self.runner.call_hook(f'after_{stage}')
@@ -166,7 +187,7 @@ class MultiValLoop(_MultiDomainMixin, ValLoop):
             (the runner's ``val_evaluator``); its config is reused for the
             other domains.
         domain (str, optional): Name of the main domain. Defaults to 'val'.
-        extra_domains (dict, optional): name -> dataloader config.
+        extra_domains (dict, optional): name -> dataloader config (None: left out).
         extra_evaluators (dict, optional): name -> evaluator config.
         fp16 (bool): Autocast during validation. Defaults to False.
     """

@@ -1,3 +1,4 @@
 from .metrics import CityscapesMetric, IoUMetric
+from .submission import SubmissionWriter
 
-__all__ = ['CityscapesMetric', 'IoUMetric']
+__all__ = ['CityscapesMetric', 'IoUMetric', 'SubmissionWriter']

@@ -190,8 +190,9 @@ def _polygons_json(scene, ids_shape) -> str:
 
 
 def write_cityscapes(root: Path, seed: int, counts: Dict[str, int], size: Size) -> None:
-    """leftImg8bit/<split>/<city>/*_leftImg8bit.png; gtFine polygons json and labelIds."""
-    cities = dict(train=('aachen', 'bochum', 'bremen'), val=('frankfurt', 'lindau', 'munster'))
+    """leftImg8bit/<split>/<city>/*_leftImg8bit.png; gtFine polygons json and labelIds (not test)."""
+    cities = dict(train=('aachen', 'bochum', 'bremen'), val=('frankfurt', 'lindau', 'munster'),
+                  test=('berlin', 'bielefeld', 'bonn'))
     source = SceneSource(seed, 'cityscapes', size, STYLES['cityscapes'], ego=True)
     for split_id, (split, num) in enumerate(counts.items()):
         for i in range(num):
@@ -199,6 +200,8 @@ def write_cityscapes(root: Path, seed: int, counts: Dict[str, int], size: Size) 
             city = cities[split][i % len(cities[split])]
             name = f'{city}_{i:06d}_000019'
             write_image(root / 'leftImg8bit' / split / city / f'{name}_leftImg8bit.png', img)
+            if split == 'test':  # the test split's labels are withheld
+                continue
             gt = root / 'gtFine' / split / city
             atomic_write_text(gt / f'{name}_gtFine_polygons.json', _polygons_json(scene, ids.shape))
             write_png(gt / f'{name}_gtFine_labelIds.png', ids)
@@ -206,7 +209,7 @@ def write_cityscapes(root: Path, seed: int, counts: Dict[str, int], size: Size) 
 
 
 def write_acdc(root: Path, seed: int, counts: Dict[str, int], size: Size) -> None:
-    """rgb_anon/<condition>/<split>/<seq>/*_rgb_anon.png and gt/... (train ids released)."""
+    """rgb_anon/<condition>/<split>/<seq>/*_rgb_anon.png and gt/... (train ids; none for test)."""
     source = SceneSource(seed, 'acdc', size)
     for split_id, (split, num) in enumerate(counts.items()):
         for i in range(num):
@@ -215,14 +218,16 @@ def write_acdc(root: Path, seed: int, counts: Dict[str, int], size: Size) -> Non
             seq = f'GOPR0{400 + 10 * split_id + i % 4}'
             name = f'{seq}_frame_{i:06d}'
             write_image(root / 'rgb_anon' / cond / split / seq / f'{name}_rgb_anon.png', img)
-            write_gt_trio(root / 'gt' / cond / split / seq / name, ids)
+            if split != 'test':  # the test split's labels are withheld
+                write_gt_trio(root / 'gt' / cond / split / seq / name, ids)
 
 
 def write_dark_zurich(root: Path, seed: int, counts: Dict[str, int], size: Size) -> None:
-    """rgb_anon/{train,val}/night/<seq>/*_rgb_anon.png; gt only for val."""
+    """rgb_anon/{train,val,test}/night/<seq>/*_rgb_anon.png; gt only for val."""
     source = SceneSource(seed, 'dark_zurich', size, STYLES['night'])
+    sequences = dict(train='GOPR0351', val='GOPR0356', test='GOPR0364')
     for split_id, (split, num) in enumerate(counts.items()):
-        seq = 'GOPR0356' if split == 'val' else 'GOPR0351'
+        seq = sequences[split]
         for i in range(num):
             img, ids, _ = source.draw(split_id, i)
             name = f'{seq}_frame_{i:06d}'

@@ -4,14 +4,13 @@
 # predictions (resized back to the original size) with the full-resolution labels.
 
 
-def _test_pipeline(scale):
-    # a function: mmengine leaves it out of the resolved config
+def _test_pipeline(scale, labels=True):
+    # a function: mmengine leaves it out of the resolved config; labels=False for the
+    # unlabelled test splits (no annotation loading)
     return [
         dict(type='LoadImageFromFile'),
         dict(type='Resize', scale=scale, keep_ratio=True),
-        dict(type='LoadAnnotations'),
-        dict(type='PackSegInputs'),
-    ]
+    ] + ([dict(type='LoadAnnotations')] if labels else []) + [dict(type='PackSegInputs')]
 
 
 # Cityscapes val, 500 images 2048x1024 -> 1024x512 (release, reference-spec §5.4).
@@ -53,6 +52,29 @@ dg_val_datasets = dict(
     dark_zurich=dark_zurich_val,
     bdd100k=bdd100k_val,
     mapillary=mapillary_val)
+# The candidates of `target_domains` (mmseg/apis/targets.py): a config that sets
+# target_domains = ['acdc', ...] evaluates these sets, named after their domain.
+domain_datasets = dg_val_datasets
+# Unlabelled test splits of the three benchmarks with a test server, for
+# `tools/test.py CONFIG CKPT --format-only --out DIR` (test-servers.md): Cityscapes test
+# (1525 images), ACDC test (all four conditions) and Dark Zurich test (151 night images).
+domain_test_datasets = dict(
+    cityscapes=dict(
+        type='CityscapesDataset',
+        data_root='data/cityscapes/',
+        data_prefix=dict(img_path='leftImg8bit/test'),
+        pipeline=_test_pipeline((1024, 512), labels=False)),
+    acdc=dict(
+        type='ACDCDataset',
+        data_root='data/acdc/',
+        data_prefix=dict(img_path='rgb_anon'),
+        sub_dirs=['fog/test', 'night/test', 'rain/test', 'snow/test'],
+        pipeline=_test_pipeline((960, 540), labels=False)),
+    dark_zurich=dict(
+        type='DarkZurichDataset',
+        data_root='data/dark_zurich/',
+        data_prefix=dict(img_path='rgb_anon/test'),
+        pipeline=_test_pipeline((960, 540), labels=False)))
 # Loader and metric shared by the per-domain val configs: batch 1, one worker, fixed order.
 val_loader = dict(
     batch_size=1,

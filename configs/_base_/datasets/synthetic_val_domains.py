@@ -40,3 +40,29 @@ synthetic_val_datasets = dict(
     dark_zurich=synthetic_dark_zurich_val,
     bdd100k=synthetic_bdd100k_val,
     mapillary=synthetic_mapillary_val)
+# The candidates of `target_domains` (mmseg/apis/targets.py).
+domain_datasets = synthetic_val_datasets
+# Unlabelled test splits in the real layouts (tools/make_synthetic_data.py writes a few
+# images each), for `tools/test.py ... --format-only`.
+synthetic_unlabelled_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(256, 128), keep_ratio=True),
+    dict(type='PackSegInputs'),
+]
+domain_test_datasets = dict(
+    cityscapes=dict(
+        type='CityscapesDataset',
+        data_root=synthetic_root + 'cityscapes/',
+        data_prefix=dict(img_path='leftImg8bit/test'),
+        pipeline=synthetic_unlabelled_pipeline),
+    acdc=dict(
+        type='ACDCDataset',
+        data_root=synthetic_root + 'acdc/',
+        data_prefix=dict(img_path='rgb_anon'),
+        sub_dirs=['fog/test', 'night/test', 'rain/test', 'snow/test'],
+        pipeline=synthetic_unlabelled_pipeline),
+    dark_zurich=dict(
+        type='DarkZurichDataset',
+        data_root=synthetic_root + 'dark_zurich/',
+        data_prefix=dict(img_path='rgb_anon/test'),
+        pipeline=synthetic_unlabelled_pipeline))

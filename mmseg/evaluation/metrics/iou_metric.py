@@ -7,6 +7,7 @@ the classes (a class absent from labels and predictions is NaN and left out).
 Values are reported in percent, unrounded; the printed table rounds to 2 decimals.
 """
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -100,6 +101,10 @@ class IoUMetric(BaseMetric):
         prefix (str, optional): metric name prefix (e.g. a domain name).
     """
 
+    # No prefix by default: the multi-domain loops name metrics '<domain>/<name>'. An empty
+    # default (not None) also keeps mmengine from warning "The prefix is not set".
+    default_prefix = ''
+
     def __init__(self, ignore_index: int = IGNORE_INDEX, iou_metrics: Sequence[str] = ('mIoU', ),
                  nan_to_num: Optional[float] = None, collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
@@ -116,31 +121,79 @@ class IoUMetric(BaseMetric):
         meta = self.dataset_meta or {}
         return tuple(meta.get('classes', CLASSES))
 
+    @property
+    def subsets(self) -> Tuple[str, ...]:
+        """Subsets reported on their own as well (ACDC's conditions), from the dataset."""
+        return tuple((self.dataset_meta or {}).get('subsets') or ())
+
+    def _subset_of(self, sample: Any) -> Optional[str]:
+        """The subset whose name is a folder of the sample's image path (or None)."""
+        if not self.subsets:
+            return None
+        for part in reversed(Path(str(sample_field(sample, 'img_path'))).parts[:-1]):
+            if part in self.subsets:  # the innermost folder named like a subset
+                return part
+        return None
+
     def process(self, data_batch: Any, data_samples: Sequence[Any]) -> None:
-        """Store the four per-class histograms of every image."""
+        """Store the four per-class histograms of every image (and its subset).
+
+        An image without labels (a test split) is recorded as None: a set of only
+        such images yields no metric; a mix is an error.
+        """
         num_classes = len(self.class_names)
         for sample in data_samples:
+            has_label = ('gt_sem_seg' in sample) if isinstance(sample, dict) else \
+                sample.get('gt_sem_seg') is not None
+            if not has_label:
+                self.results.append(None)
+                continue
             pred = pixel_data(sample, 'pred_sem_seg').squeeze()
             label = pixel_data(sample, 'gt_sem_seg').squeeze().to(pred.device)
             areas = intersect_and_union(pred, label, num_classes, self.ignore_index)
-            self.results.append(tuple(area.cpu() for area in areas))
+            self.results.append(tuple(area.cpu() for area in areas) + (self._subset_of(sample), ))
 
-    def compute_metrics(self, results: List[tuple]) -> Dict[str, float]:
-        """Sum the histograms over the set and compute the metrics (percent)."""
+    def compute_metrics(self, results: List[Optional[tuple]]) -> Dict[str, float]:
+        """Sum the histograms over the set and compute the metrics (percent).
+
+        With subsets (ACDC: fog, night, rain, snow), also ``<subset>/mIoU``,
+        ``<subset>/IoU.<class>`` ... over the images of each subset.
+        """
+        labelled = [r for r in results if r is not None]
+        if not labelled:
+            print_log('IoUMetric: the images have no labels (a test split?): no metric computed; '
+                      'use tools/test.py --format-only to write a submission', logger='current')
+            return {}
+        if len(labelled) != len(results):
+            raise ValueError(f'IoUMetric: {len(results) - len(labelled)} of {len(results)} '
+                             'images have no label; evaluate labelled and unlabelled sets apart')
+        metrics = self._metrics([r[:4] for r in labelled], log_table=True)
+        for subset in self.subsets:
+            part = [r[:4] for r in labelled if r[4] == subset]
+            if part:
+                sub = self._metrics(part, log_table=False)
+                metrics.update({f'{subset}/{k}': v for k, v in sub.items()})
+                print_log(f'{subset}: mIoU {sub["mIoU"]:.2f} over {len(part)} images',
+                          logger='current')
+        return metrics
+
+    def _metrics(self, results: List[tuple], log_table: bool) -> Dict[str, float]:
         totals = [torch.stack(parts).sum(0).numpy() for parts in zip(*results)]
         total_intersect, total_union, _, total_label = totals
         summary = summarize_areas(total_intersect, total_union, total_label)
         iou, acc = summary['IoU'], summary['Acc']
-        print_log('per class results:\n' + format_table(self.class_names, iou, acc),
-                  logger='current')
+        if log_table:
+            print_log('per class results:\n' + format_table(self.class_names, iou, acc),
+                      logger='current')
         if self.nan_to_num is not None:
             iou = np.nan_to_num(iou, nan=self.nan_to_num)
             acc = np.nan_to_num(acc, nan=self.nan_to_num)
         metrics = OrderedDict(aAcc=float(summary['aAcc']),
                               mIoU=float(np.nanmean(summary['IoU'])),
                               mAcc=float(np.nanmean(summary['Acc'])))
-        print_log('summary: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()),
-                  logger='current')
+        if log_table:
+            print_log('summary: ' + ', '.join(f'{k} {v:.2f}' for k, v in metrics.items()),
+                      logger='current')
         for name, class_iou, class_acc in zip(self.class_names, iou, acc):
             metrics[f'IoU.{name}'] = float(class_iou)
             metrics[f'Acc.{name}'] = float(class_acc)
