@@ -10,7 +10,7 @@ a tuple of seeds. ``run_experiments.py`` writes one generated config per
 import os.path as osp
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 CONFIGS = 'configs/diff'
 EXP50 = f'{CONFIGS}/diff-daformer_sd21_srconly-40k_gta2cs-512x512.py'
@@ -99,6 +99,12 @@ EXPERIMENTS: Dict[int, Experiment] = {
                    ABLATION.format('no-path-control')),
     86: Experiment('ablation of exp 51: no IPKL (one label-free pass per iteration)',
                    ABLATION.format('no-ipkl')),
+    91: Experiment('exp 51 with Stable Diffusion 1.5 as the frozen backbone',
+                   FAMILY.format('sd15')),
+    92: Experiment('exp 51 with Stable Diffusion 2.1-base (512 px, epsilon) as the backbone',
+                   FAMILY.format('sd21-base')),
+    93: Experiment('exp 51 with Stable Diffusion 2.0 (768-v) as the frozen backbone',
+                   FAMILY.format('sd20')),
 }
 
 
@@ -133,9 +139,24 @@ def run_folder(exp_id: Union[int, str]) -> str:
     return f'local-exp{exp_id}' if isinstance(exp_id, int) else f'local-{exp_id}'
 
 
+# Short names of the target domains in run names (`--target`).
+TARGET_ABBREVIATIONS = {'cityscapes': 'cs', 'acdc': 'acdc', 'dark_zurich': 'dzur',
+                        'bdd100k': 'bdd', 'mapillary': 'map'}
+
+
+def target_slug(domains: Sequence[str]) -> str:
+    """``to-acdc-dzur`` for ``['acdc', 'dark_zurich']``."""
+    unknown = [d for d in domains if d not in TARGET_ABBREVIATIONS]
+    if unknown:
+        raise KeyError(f'target domain(s) {unknown} have no abbreviation; choose from '
+                       f'{sorted(TARGET_ABBREVIATIONS)}')
+    return 'to-' + '-'.join(TARGET_ABBREVIATIONS[d] for d in domains)
+
+
 def expand(exp_id: Union[int, str], exp: Experiment, timestamp: str, git_rev: str = 'unknown',
-           debug: bool = False, nonce: str = '') -> List[Dict[str, Any]]:
-    """One generated-config dict per (variant, seed); pure (no I/O, no clock, no randomness).
+           debug: bool = False, nonce: str = '', seeds: Optional[Sequence[int]] = None,
+           target_runs: Optional[Sequence[Sequence[str]]] = None) -> List[Dict[str, Any]]:
+    """One generated-config dict per (variant, target choice, seed); pure (no I/O, no clock).
 
     Args:
         exp_id: Experiment id (names the output folders).
@@ -145,6 +166,10 @@ def expand(exp_id: Union[int, str], exp: Experiment, timestamp: str, git_rev: st
         debug: Apply :data:`DEBUG_OVERRIDES`.
         nonce: Mixed into the 5-character uuid5 tag, so that two launches in
             the same minute get different names.
+        seeds: Seeds to run instead of ``exp.seeds`` (``--seeds``).
+        target_runs: Target-domain lists, one run each, written as the config's
+            ``target_domains`` and named ``to-<domains>`` (``--target``); None keeps the
+            config's own choice.
 
     Returns:
         list[dict]: each with ``_base_`` (relative to the generated file's
@@ -154,18 +179,25 @@ def expand(exp_id: Union[int, str], exp: Experiment, timestamp: str, git_rev: st
     """
     out_dir = f'configs/generated/{run_folder(exp_id)}'
     configs = []
+    seeds = tuple(exp.seeds if seeds is None else seeds)
+    if not seeds:
+        raise ValueError(f'experiment {exp_id}: no seeds to run')
     for variant in exp.variants:
         slug = variant_slug(variant)
-        for seed in exp.seeds:
-            core = '_'.join(p for p in (exp.name_stem, slug, f's{seed}') if p)
-            tag = uuid.uuid5(uuid.NAMESPACE_URL,
-                             f'diff/{exp_id}/{timestamp}/{core}/{nonce}').hex[:5]
-            name = f'{timestamp}_{core}_{tag}'
-            overrides = dict(variant, **(DEBUG_OVERRIDES if debug else {}))
-            cfg = dict(_base_=[osp.relpath(exp.base, out_dir)], name=name, exp=exp_id,
-                       seed=seed, work_dir=f'work_dirs/{run_folder(exp_id)}/{name}',
-                       git_rev=git_rev, **nest({'randomness.seed': seed, **overrides}))
-            configs.append(cfg)
+        for targets in (target_runs if target_runs is not None else [None]):
+            to = target_slug(targets) if targets else ''
+            for seed in seeds:
+                core = '_'.join(p for p in (exp.name_stem, slug, to, f's{seed}') if p)
+                tag = uuid.uuid5(uuid.NAMESPACE_URL,
+                                 f'diff/{exp_id}/{timestamp}/{core}/{nonce}').hex[:5]
+                name = f'{timestamp}_{core}_{tag}'
+                overrides = dict(variant, **(DEBUG_OVERRIDES if debug else {}))
+                if targets:
+                    overrides['target_domains'] = list(targets)
+                cfg = dict(_base_=[osp.relpath(exp.base, out_dir)], name=name, exp=exp_id,
+                           seed=seed, work_dir=f'work_dirs/{run_folder(exp_id)}/{name}',
+                           git_rev=git_rev, **nest({'randomness.seed': seed, **overrides}))
+                configs.append(cfg)
     names = [c['name'] for c in configs]
     if len(set(names)) != len(names):
         raise ValueError(f'experiment {exp_id}: duplicate run names {names}')

@@ -33,6 +33,18 @@ def tiny_sd_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope='session')
+def tiny_sd_family(tiny_sd_dir, tmp_path_factory):
+    """``make(family)``: a tiny folder of another SD family (``tools/make_tiny_sd.py --family``),
+    written once per session; its VAE is copied from ``tiny_sd_dir`` (identical weights)."""
+    from tools.make_tiny_sd import make_tiny_sd
+    root = tmp_path_factory.mktemp('tiny-sd-families')
+
+    def make(family: str) -> Path:
+        return make_tiny_sd(root / family, seed=0, family=family, vae_from=tiny_sd_dir)
+    return make
+
+
+@pytest.fixture(scope='session')
 def synthetic_data_root(tmp_path_factory) -> Path:
     """Small synthetic GTA / Cityscapes / ACDC / Dark Zurich sets, raw and converted."""
     from tools.make_synthetic_data import prepare_synthetic_data

@@ -81,3 +81,17 @@ def test_projection_ablations_build_with_the_released_norm_groups(exp_id):
     overrides = ABLATIONS[exp_id]['overrides']
     config = DIFFConfig.from_yaml(REPO / 'diff_config.yaml', **overrides)
     assert (config.aggregation_norm_groups, config.finecoder_norm_groups) == (16, 32)
+
+
+@pytest.mark.parametrize('exp_id, family', [(91, 'sd15'), (92, 'sd21-base'), (93, 'sd20')])
+def test_family_experiment_is_exp51_with_another_diff_config(exp_id, family, dry_run, exp51):
+    from mmseg.models.backbones.diff import DIFFConfig
+    cfg = dry_run(exp_id)
+    backbone = cfg.model.backbone
+    assert backbone.diff_config == f'configs/diff_configs/{family}.yaml'
+    assert {**cfg.model, 'backbone': None} == {**exp51.model, 'backbone': None}
+    assert _without_model(cfg) == _without_model(exp51)
+    # The family file differs from diff_config.yaml in model_id only.
+    default = DIFFConfig.from_yaml(REPO / 'diff_config.yaml').to_dict()
+    config = DIFFConfig.from_yaml(REPO / backbone.diff_config).to_dict()
+    assert {k for k in default if default[k] != config[k]} == {'model_id'}

@@ -1,14 +1,20 @@
-"""Write a tiny, seeded, Stable-Diffusion-2.1-shaped model folder in the diffusers format.
+"""Write a tiny, seeded, Stable-Diffusion-shaped model folder in the diffusers format.
 
-The folder has the five components SD 2.1 ships (``unet``, ``vae``, ``text_encoder``,
+The folder has the five components SD ships (``unet``, ``vae``, ``text_encoder``,
 ``tokenizer``, ``scheduler``) with the same block structure as SD 2.1 (4 levels, 3 ResNets per
 up block, cross-attention in up blocks 1-3, linear projection, an 8x VAE, a v-prediction DDIM
 scheduler) but channel widths of 8-32, so tests, the demo and CI load it through the real
 ``from_pretrained`` code in well under a second. Nothing is downloaded.
 
+``--family`` picks another Stable Diffusion family's differences at the same tiny scale
+(:data:`FAMILIES`): ``sd15`` (narrower text tower and cross-attention, quick GELU, a fixed
+head count, no linear projection, epsilon prediction, a PNDM scheduler), ``sd21-base``
+(epsilon, no attention upcast), ``sd20`` (v-prediction, no attention upcast). The default
+``sd21`` output is unchanged bit for bit.
+
 Usage::
 
-    python tools/make_tiny_sd.py checkpoints/tiny-sd21 [--seed 0]
+    python tools/make_tiny_sd.py checkpoints/tiny-sd21 [--seed 0] [--family sd21]
 """
 import argparse
 import json
@@ -17,7 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 import torch
 
@@ -32,6 +38,32 @@ VAE_FIT_STEPS = 300
 # encoder's raw latents already have a std of about 1, so they are used as they are. Smaller
 # latents would drown in the inversion's noise.
 VAE_SCALING_FACTOR = 1.0
+
+# The scheduler SD 2.1 (768-v) ships; the noise schedule is shared by all families.
+_SD21_SCHEDULER = dict(
+    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear',
+    prediction_type='v_prediction', clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+# Per family: UNet and text-tower settings that differ from the tiny SD 2.1 ones, and the
+# scheduler (class name, settings), mirroring each family's published config.json files at
+# tiny widths (real sizes: mmseg/models/backbones/diff/architectures.py).
+FAMILIES: Dict[str, Dict[str, Any]] = {
+    'sd21': dict(unet={}, text_encoder={}, scheduler=('DDIMScheduler', _SD21_SCHEDULER)),
+    'sd21-base': dict(unet=dict(upcast_attention=False), text_encoder={}, scheduler=(
+        'DDIMScheduler', dict(_SD21_SCHEDULER, prediction_type='epsilon'))),
+    'sd20': dict(unet=dict(upcast_attention=False), text_encoder={},
+                 scheduler=('DDIMScheduler', _SD21_SCHEDULER)),
+    # SD 1.5: a 768-wide CLIP ViT-L tower (here 24 against SD 2.x's 32), cross-attention of
+    # that width, attention_head_dim a single number (8 heads in SD 1.5), no linear projection.
+    'sd15': dict(
+        unet=dict(attention_head_dim=2, use_linear_projection=False, upcast_attention=False,
+                  cross_attention_dim=24),
+        text_encoder=dict(hidden_size=24, projection_dim=24, hidden_act='quick_gelu'),
+        scheduler=('PNDMScheduler', dict(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+            beta_schedule='scaled_linear', prediction_type='epsilon', skip_prk_steps=True,
+            set_alpha_to_one=False, steps_offset=1))),
+}
+DEFAULT_FAMILY = 'sd21'
 
 
 def _byte_level_vocabulary() -> dict:
@@ -55,17 +87,19 @@ def _byte_level_vocabulary() -> dict:
     return {token: index for index, token in enumerate(tokens)}
 
 
-def _write_unet(path: Path) -> None:
+def _write_unet(path: Path, family: str = DEFAULT_FAMILY) -> None:
     from diffusers import UNet2DConditionModel
     # SD 2.1's layout with tiny widths (environment.md, pitfall 9); norm groups must divide 8.
-    UNet2DConditionModel(
+    settings = dict(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
         block_out_channels=(8, 16, 32, 32), norm_num_groups=8,
         down_block_types=('CrossAttnDownBlock2D',) * 3 + ('DownBlock2D',),
         up_block_types=('UpBlock2D',) + ('CrossAttnUpBlock2D',) * 3,
         attention_head_dim=(2, 4, 8, 8), use_linear_projection=True,
         upcast_attention=True, cross_attention_dim=32,
-    ).save_pretrained(path)
+    )
+    settings.update(FAMILIES[family]['unet'])
+    UNet2DConditionModel(**settings).save_pretrained(path)
 
 
 def _smooth_images(generator: torch.Generator, batch: int = 8, size: int = 64) -> torch.Tensor:
@@ -120,15 +154,17 @@ def _write_vae(path: Path) -> None:
     vae.save_pretrained(path)
 
 
-def _write_text_encoder_and_tokenizer(root: Path) -> None:
+def _write_text_encoder_and_tokenizer(root: Path, family: str = DEFAULT_FAMILY) -> None:
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
     vocabulary = _byte_level_vocabulary()
-    CLIPTextModel(CLIPTextConfig(
+    settings = dict(
         hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
         vocab_size=len(vocabulary), max_position_embeddings=77, hidden_act='gelu',
         projection_dim=32, bos_token_id=vocabulary['<|startoftext|>'],
         eos_token_id=vocabulary['<|endoftext|>'], pad_token_id=vocabulary['<|endoftext|>'],
-    )).save_pretrained(root / 'text_encoder')
+    )
+    settings.update(FAMILIES[family]['text_encoder'])
+    CLIPTextModel(CLIPTextConfig(**settings)).save_pretrained(root / 'text_encoder')
     with tempfile.TemporaryDirectory() as scratch:
         vocab_file, merges_file = Path(scratch, 'vocab.json'), Path(scratch, 'merges.txt')
         vocab_file.write_text(json.dumps(vocabulary), encoding='utf-8')
@@ -138,24 +174,20 @@ def _write_text_encoder_and_tokenizer(root: Path) -> None:
         tokenizer.save_pretrained(root / 'tokenizer')
 
 
-def _write_scheduler(path: Path) -> None:
-    from diffusers import DDIMScheduler
-    # SD 2.1 (768-v) ships this scheduler configuration.
-    DDIMScheduler(
-        num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
-        beta_schedule='scaled_linear', prediction_type='v_prediction', clip_sample=False,
-        set_alpha_to_one=False, steps_offset=1,
-    ).save_pretrained(path)
+def _write_scheduler(path: Path, family: str = DEFAULT_FAMILY) -> None:
+    import diffusers
+    name, settings = FAMILIES[family]['scheduler']
+    getattr(diffusers, name)(**settings).save_pretrained(path)
 
 
-def _write_index(root: Path) -> None:
+def _write_index(root: Path, family: str = DEFAULT_FAMILY) -> None:
     index = {
         '_class_name': 'StableDiffusionPipeline',
         'unet': ['diffusers', 'UNet2DConditionModel'],
         'vae': ['diffusers', 'AutoencoderKL'],
         'text_encoder': ['transformers', 'CLIPTextModel'],
         'tokenizer': ['transformers', 'CLIPTokenizer'],
-        'scheduler': ['diffusers', 'DDIMScheduler'],
+        'scheduler': ['diffusers', FAMILIES[family]['scheduler'][0]],
     }
     (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + '\n', encoding='utf-8')
 
@@ -166,19 +198,28 @@ def is_complete(folder: Path) -> bool:
     return (folder / INDEX_FILE).is_file() and all((folder / c).is_dir() for c in COMPONENTS)
 
 
-def make_tiny_sd(out_dir: Path, seed: int = 0) -> Path:
-    """Write the tiny SD-2.1-shaped folder to ``out_dir`` (idempotent, atomic).
+def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
+                 vae_from: Optional[Path] = None) -> Path:
+    """Write the tiny SD-shaped folder to ``out_dir`` (idempotent, atomic).
 
     Args:
         out_dir: Target folder. If it already holds a complete model it is returned untouched.
         seed: Seed of the random weights; the same seed gives the same weights.
+        family: A key of :data:`FAMILIES` (default ``sd21``, the paper's model).
+        vae_from: A complete tiny folder written with the same ``seed``: its ``vae/`` is
+            copied instead of calibrated again (the VAE is the same in every family and seeded
+            on its own, so the result is identical; saves the calibration's few seconds).
 
     Returns:
         ``out_dir`` as a :class:`Path`.
 
     Raises:
         FileExistsError: ``out_dir`` exists, is not empty and is not a complete model.
+        ValueError: unknown ``family``.
     """
+    if family not in FAMILIES:
+        raise ValueError(f'make_tiny_sd: unknown family {family!r}; expected one of '
+                         f'{sorted(FAMILIES)}')
     out_dir = Path(out_dir)
     if is_complete(out_dir):
         return out_dir
@@ -192,13 +233,17 @@ def make_tiny_sd(out_dir: Path, seed: int = 0) -> Path:
         # Seed each component on its own so that changing one leaves the others' weights alone,
         # without disturbing the caller's global RNG state.
         with torch.random.fork_rng(devices=[]):
-            for offset, write in enumerate((_write_unet, _write_vae)):
-                torch.manual_seed(seed + offset)
-                write(scratch / COMPONENTS[offset])
+            torch.manual_seed(seed)
+            _write_unet(scratch / 'unet', family)
+            if vae_from is not None and is_complete(Path(vae_from)):
+                shutil.copytree(Path(vae_from) / 'vae', scratch / 'vae')
+            else:
+                torch.manual_seed(seed + 1)
+                _write_vae(scratch / 'vae')
             torch.manual_seed(seed + 2)
-            _write_text_encoder_and_tokenizer(scratch)
-        _write_scheduler(scratch / 'scheduler')
-        _write_index(scratch)
+            _write_text_encoder_and_tokenizer(scratch, family)
+        _write_scheduler(scratch / 'scheduler', family)
+        _write_index(scratch, family)
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); os.replace needs it gone or empty
         os.replace(scratch, out_dir)
@@ -210,7 +255,7 @@ def make_tiny_sd(out_dir: Path, seed: int = 0) -> Path:
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    logger.info('Wrote tiny SD 2.1-shaped model to %s', out_dir)
+    logger.info('Wrote tiny %s-shaped model to %s', family, out_dir)
     return out_dir
 
 
@@ -219,9 +264,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('out_dir', type=Path, help='folder to write (diffusers format)')
     parser.add_argument('--seed', type=int, default=0, help='seed of the random weights')
+    parser.add_argument('--family', choices=sorted(FAMILIES), default=DEFAULT_FAMILY,
+                        help='Stable Diffusion family whose differences the tiny model copies')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    print(make_tiny_sd(args.out_dir, seed=args.seed))
+    print(make_tiny_sd(args.out_dir, seed=args.seed, family=args.family))
     return 0
 
 

@@ -1,9 +1,12 @@
-"""The Stable Diffusion 2.1 architecture, built with random weights (nothing downloaded).
+"""Stable Diffusion architectures, built with random weights (nothing downloaded).
 
-For measurements and shape checks: :func:`build_random_components` constructs the real
-diffusers / transformers classes from the settings of ``stabilityai/stable-diffusion-2-1``
-(its config.json files). There is no real CLIP BPE vocabulary here: the tokenizer is a
-byte-level one that tokenizes per character (514 entries), enough to tell prompts apart.
+For measurements and shape checks only (the backbone itself never reads this module: it
+derives every width and stride from the loaded UNet and VAE). :func:`build_random_components`
+constructs the real diffusers / transformers classes from the settings of a published
+model's config.json files: :data:`SD21` (the paper's model, 768 px, v-prediction) and, in
+:data:`FAMILIES`, SD 1.5, SD 2.0 and SD 2.1-base. There is no real CLIP BPE vocabulary here:
+the tokenizer is a byte-level one that tokenizes per character (514 entries), enough to tell
+prompts apart.
 """
 import copy
 from typing import Any, Dict, Optional
@@ -36,6 +39,33 @@ SD21: Dict[str, Dict[str, Any]] = dict(
                       num_hidden_layers=23, vocab_size=49408, max_position_embeddings=77,
                       hidden_act='gelu', projection_dim=512),
     scheduler=_SCHEDULER)
+
+# SD 2.1-base (512 px): SD 2.1's networks, epsilon prediction; attention is not upcast (only
+# the 768-v model's config sets upcast_attention, against fp16 overflow).
+SD21_BASE: Dict[str, Dict[str, Any]] = dict(
+    SD21, unet=dict(SD21['unet'], sample_size=64, upcast_attention=False),
+    vae=dict(SD21['vae'], sample_size=512),
+    scheduler=dict(_SCHEDULER, prediction_type='epsilon'))
+# SD 2.0 (768-v): SD 2.1's networks and v-prediction, attention not upcast.
+SD20: Dict[str, Dict[str, Any]] = dict(
+    SD21, unet=dict(SD21['unet'], upcast_attention=False))
+# SD 1.5 (512 px, epsilon): CLIP ViT-L/14 text tower (768 wide, 12 layers, quick GELU),
+# cross-attention width 768, 8 attention heads in every block, no linear projection in the
+# transformer blocks. Its scheduler is a PNDM one with the same noise schedule (the DDIM
+# settings below give the same alphas).
+SD15: Dict[str, Dict[str, Any]] = dict(
+    unet=dict(_UNET_BLOCKS, sample_size=64, block_out_channels=(320, 640, 1280, 1280),
+              attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32,
+              use_linear_projection=False, upcast_attention=False),
+    vae=dict(SD21['vae'], sample_size=512),
+    text_encoder=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                      num_hidden_layers=12, vocab_size=49408, max_position_embeddings=77,
+                      hidden_act='quick_gelu', projection_dim=768),
+    scheduler=dict(_SCHEDULER, prediction_type='epsilon'))
+
+# Architectures by family name (the names of tools/make_tiny_sd.py --family).
+FAMILIES: Dict[str, Dict[str, Dict[str, Any]]] = {
+    'sd15': SD15, 'sd20': SD20, 'sd21-base': SD21_BASE, 'sd21': SD21}
 
 def byte_level_vocabulary() -> Dict[str, int]:
     """256 byte-level characters, their ``</w>`` forms and the two CLIP specials (514 ids)."""
