@@ -7,12 +7,12 @@ from .aggregation import BottleneckBlock, DirectAggregation, MixingAggregation
 from .components import SDComponents, WeightsNotFoundError, load_sd_components
 from .config import ConfigError, DIFFConfig
 from .encoder import DIFFEncoder
-from .extractor import DiffusionFeatureExtractor, UNetUsage
+from .extractor import DiffusionFeatureExtractor, Trajectory, UNetUsage
 from .finecoder import Finecoder
 from .fingerprint import fingerprint_sd_folder
 
 __all__ = [
     'BottleneckBlock', 'ConfigError', 'DIFFConfig', 'DIFFEncoder', 'DiffusionFeatureExtractor',
-    'DirectAggregation', 'Finecoder', 'MixingAggregation', 'fingerprint_sd_folder', 'SDComponents', 'UNetUsage',
-    'WeightsNotFoundError', 'load_sd_components'
+    'DirectAggregation', 'Finecoder', 'MixingAggregation', 'SDComponents', 'Trajectory',
+    'UNetUsage', 'WeightsNotFoundError', 'fingerprint_sd_folder', 'load_sd_components'
 ]

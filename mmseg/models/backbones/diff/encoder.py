@@ -2,7 +2,7 @@
 import json
 import logging
 import os
-from typing import Iterator, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from .aggregation import DirectAggregation, MixingAggregation
 from .components import SDComponents, load_sd_components
 from .config import ConfigError, DIFFConfig
-from .extractor import DiffusionFeatureExtractor, UNetUsage
+from .extractor import DiffusionFeatureExtractor, Trajectory, UNetUsage
 from .finecoder import Finecoder
 from .layout import up_block_scales
 
@@ -99,13 +99,32 @@ class DIFFEncoder(nn.Module):
         Returns:
             Tensors of shape (B, out_channels[k], H / out_strides[k], W / out_strides[k]).
         """
-        features = self.extractor(images, label_map, generator, strides=self.recorded_strides)
+        return self.forward_trajectories([Trajectory(images, label_map, generator)])[0]
+
+    def forward_trajectories(self, trajectories: Sequence[Trajectory]
+                             ) -> List[Tuple[Tensor, ...]]:
+        """Feature maps of several trajectories, extracted with shared UNet calls.
+
+        Equals ``[self(t.images, t.label_map, t.generator) for t in trajectories]`` (see
+        :meth:`DiffusionFeatureExtractor.extract`), with one UNet call per inversion step.
+        """
+        return [self.decode_features(raw) for raw in self.extract_features(trajectories)]
+
+    def extract_features(self, trajectories: Sequence[Trajectory]) -> List[Dict[int, Tensor]]:
+        """The frozen part: raw diffusion features ``{stride: tensor}`` per trajectory.
+
+        No gradient flows through them; :meth:`decode_features` is the trainable part.
+        """
+        return self.extractor.extract(trajectories, strides=self.recorded_strides)
+
+    def decode_features(self, features: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
+        """The trainable part: aggregation and finecoder over one trajectory's raw features."""
         aggregated = self.aggregation(features)
         return tuple(self.finecoder(*(aggregated[s] for s in self.aggregated_strides)))
 
     @property
     def last_usage(self) -> UNetUsage:
-        """UNet calls and rows per call of the latest forward."""
+        """UNet calls and rows per call of the latest extraction (all its trajectories)."""
         return self.extractor.last_usage
 
     def named_trainable_parameters(self) -> Iterator[Tuple[str, nn.Parameter]]:

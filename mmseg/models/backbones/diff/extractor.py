@@ -35,6 +35,48 @@ class UNetUsage:
     rows: Tuple[int, ...]
 
 
+@dataclass(frozen=True, eq=False)
+class Trajectory:
+    """One inversion of a batch of images, with or without path control.
+
+    Several trajectories at the same image size share their UNet calls in
+    :meth:`DiffusionFeatureExtractor.extract`; each still gets exactly the features of its own
+    separate extraction.
+
+    Attributes:
+        images: (B, 3, H, W) RGB in [-1, 1]; H and W multiples of ``size_multiple``.
+        label_map: Optional (B, 1, H, W) integer train ids (255 = ignore): path control for
+            the prompted classes present anywhere in THIS trajectory's batch.
+        generator: None (global RNG) or one ``torch.Generator`` per image. Give each
+            trajectory generators of its own: one shared by two trajectories would be drawn
+            from in a different order than by separate extractions.
+    """
+
+    images: Tensor
+    label_map: Optional[Tensor] = None
+    generator: Optional[Sequence[torch.Generator]] = None
+
+
+@dataclass(eq=False)
+class _Run:
+    """Mutable state of one trajectory during the inversion."""
+
+    x: Tensor  # the current latent, (B, C, h, w)
+    plans: List[RowPlan]  # rows of each step
+    noise: Dict[int, Tensor]  # fresh noise of each stochastic update
+    masks: Tensor  # (1 + k, B, 1, h, w) branch masks
+    features: Dict[int, Tensor]  # output: stride -> (B, channels, h', w')
+
+    @property
+    def batch(self) -> int:
+        return self.x.shape[0]
+
+
+def _cat(tensors: Sequence[Tensor]) -> Tensor:
+    """Concatenate along the batch (rows) dimension; one tensor is returned as is."""
+    return tensors[0] if len(tensors) == 1 else torch.cat(list(tensors))
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """The compute precision of the frozen parts: ``auto`` = float32 on CPU, float16 elsewhere."""
     if name == 'auto':
@@ -140,7 +182,7 @@ class DiffusionFeatureExtractor(nn.Module):
     def forward(self, images: Tensor, label_map: Optional[Tensor] = None,
                 generator: Optional[Sequence[torch.Generator]] = None,
                 strides: Optional[Sequence[int]] = None) -> Dict[int, Tensor]:
-        """Features per stride.
+        """Features per stride of one trajectory (see :meth:`extract`).
 
         Args:
             images: (B, 3, H, W) RGB in [-1, 1]; H and W multiples of ``size_multiple``.
@@ -153,69 +195,168 @@ class DiffusionFeatureExtractor(nn.Module):
         Returns:
             ``{stride: (B, channels, H / stride, W / stride)}`` in float32.
         """
-        self._check_inputs(images, label_map, generator)
+        return self.extract([Trajectory(images, label_map, generator)], strides)[0]
+
+    @torch.no_grad()
+    def extract(self, trajectories: Sequence[Trajectory],
+                strides: Optional[Sequence[int]] = None) -> List[Dict[int, Tensor]]:
+        """Features of several trajectories, sharing one UNet call per inversion step.
+
+        With ``optimize: true``, trajectories whose images have the same height and width run
+        their rows in one UNet call per step (groups of other sizes run after each other);
+        each keeps its own latents, rows, guidance, update and noise, so its features are
+        those of a separate extraction. With ``optimize: false`` every trajectory runs alone,
+        as released. ``last_usage`` covers the whole extraction.
+
+        Randomness is drawn trajectory by trajectory in the order given (VAE sample, then the
+        inversion noise), as separate extractions in that order would draw it.
+
+        Args:
+            trajectories: What to extract; see :class:`Trajectory`.
+            strides: Levels to return (default: all recorded levels).
+
+        Returns:
+            One ``{stride: (B, channels, H / stride, W / stride)}`` (float32) per trajectory.
+        """
+        trajectories = list(trajectories)
+        if not trajectories:
+            raise ValueError('DIFF extract: expected at least one Trajectory, got none')
+        for trajectory in trajectories:
+            if not isinstance(trajectory, Trajectory):
+                raise ValueError(f'DIFF extract: expected Trajectory objects, got '
+                                 f'{type(trajectory).__name__}')
+            self._check_inputs(trajectory.images, trajectory.label_map, trajectory.generator)
         levels = [lv for lv in self.levels if strides is None or lv.stride in strides]
-        with self.autocast(images.device):
-            latent_dist = self.vae.encode(images).latent_dist
-            x = latent_dist.sample(generator=generator).float() * self.vae.config.scaling_factor
-        classes = self._present_classes(label_map)
-        masks = self._latent_masks(label_map, classes, x.shape[-2:])
+        results: List[Optional[Dict[int, Tensor]]] = [None] * len(trajectories)
+        rows: List[int] = []
+        for group in self._merge_groups(trajectories):
+            features, group_rows = self._extract_group([trajectories[i] for i in group], levels)
+            for index, feature in zip(group, features):
+                results[index] = feature
+            rows.extend(group_rows)
+        self.last_usage = UNetUsage(len(rows), tuple(rows))
+        return results
+
+    def _merge_groups(self, trajectories: Sequence[Trajectory]) -> List[List[int]]:
+        """Indices of the trajectories that share UNet calls: same image size (optimised)."""
+        if not self.config.optimize:
+            return [[index] for index in range(len(trajectories))]
+        groups: Dict[Tuple[int, int], List[int]] = {}
+        for index, trajectory in enumerate(trajectories):
+            groups.setdefault(tuple(trajectory.images.shape[-2:]), []).append(index)
+        return list(groups.values())
+
+    def _extract_group(self, trajectories: Sequence[Trajectory], levels: Sequence[Level]
+                       ) -> Tuple[List[Dict[int, Tensor]], List[int]]:
+        """One inversion over trajectories of one size; returns features and rows per call."""
         # The optimised path stops at the UNet call of the last saved step.
         last = max(self.config.saved_steps) if self.config.optimize else len(self.steps) - 1
         steps = self.steps[:last + 1]
+        updates = steps[:-1] if self.config.optimize else steps
+        runs = []
+        for trajectory, latent_dist in zip(trajectories, self._encode(trajectories)):
+            runs.append(self._start_run(trajectory, latent_dist, steps, updates, levels))
+        embeddings = self._prompt_embeddings([plan for run in runs for plan in run.plans])
+        self._invert(steps, runs, embeddings, levels)
+        rows = [sum(run.plans[step.index].num_rows * run.batch for run in runs)
+                for step in steps]
+        return [run.features for run in runs], rows
+
+    def _encode(self, trajectories: Sequence[Trajectory]) -> List:
+        """The VAE's latent distribution of every trajectory, from one VAE call.
+
+        An image tensor given to several trajectories (the same object) is encoded once.
+        """
+        unique: Dict[int, Tensor] = {}
+        for trajectory in trajectories:
+            unique.setdefault(id(trajectory.images), trajectory.images)
+        batch = list(unique.values())
+        with self.autocast(batch[0].device):
+            merged = self.vae.encode(batch[0] if len(batch) == 1 else torch.cat(batch))
+        merged = merged.latent_dist
+        if len(trajectories) == 1:
+            return [merged]
+        starts, start = {}, 0
+        for key, images in unique.items():
+            starts[key] = start
+            start += images.shape[0]
+        # Each slice is a distribution of its own, so each trajectory samples from it alone.
+        return [type(merged)(merged.parameters[starts[id(t.images)]:
+                                               starts[id(t.images)] + t.images.shape[0]])
+                for t in trajectories]
+
+    def _start_run(self, trajectory: Trajectory, latent_dist, steps: Sequence[InversionStep],
+                   updates: Sequence[InversionStep], levels: Sequence[Level]) -> _Run:
+        """Sample the trajectory's latent, plan its rows and draw its noise (in that order)."""
+        images, generator = trajectory.images, trajectory.generator
+        with self.autocast(images.device):
+            x = latent_dist.sample(generator=generator).float() * self.vae.config.scaling_factor
+        classes = self._present_classes(trajectory.label_map)
         plans = [plan_rows(self._branch_classes(step, classes), self.config, self.prompts,
                            deduplicate=self.config.optimize) for step in steps]
-        updates = steps[:-1] if self.config.optimize else steps
-        noise = draw_step_noise(updates, plans, x.shape, generator, images.device)
-        embeddings = self._prompt_embeddings(plans)
-        features = {lv.stride: x.new_empty(x.shape[0], lv.channels, *self._size(lv, x))
-                    for lv in levels}
-        self._invert(x, steps, plans, embeddings, noise, masks, levels, features)
-        self.last_usage = UNetUsage(len(plans), tuple(p.num_rows * x.shape[0] for p in plans))
-        return features
+        return _Run(
+            x=x, plans=plans,
+            noise=draw_step_noise(updates, plans, x.shape, generator, images.device),
+            masks=self._latent_masks(trajectory.label_map, classes, x.shape[-2:]),
+            features={lv.stride: x.new_empty(x.shape[0], lv.channels, *self._size(lv, x))
+                      for lv in levels})
 
-    def _invert(self, x: Tensor, steps: Sequence[InversionStep], plans: Sequence[RowPlan],
-                embeddings: Dict[int, Tensor], noise: Dict[int, Tensor], masks: Tensor,
-                levels: Sequence[Level], features: Dict[int, Tensor]) -> None:
-        """The inversion loop; writes the saved steps' features into ``features``."""
+    def _invert(self, steps: Sequence[InversionStep], runs: Sequence[_Run],
+                embeddings: Dict[int, Tensor], levels: Sequence[Level]) -> None:
+        """The inversion loop of every run; writes the saved steps' features into the runs."""
         saved = {step: position for position, step in enumerate(self.config.saved_steps)}
         optimize = self.config.optimize
         # The optimised path makes no update after its last UNet call.
         num_updates = len(steps) - 1 if optimize else len(steps)
-        for step, plan in zip(steps, plans):
+        for step in steps:
             record = levels if step.index in saved else []
-            text = torch.stack([embeddings[i] for i in plan.prompt_indices])
-            eps, recorded = self._unet_step(x, step, plan, text, record)
-            for level in record:
-                self._store(features[level.stride], level, recorded, plan, saved[step.index])
+            plans = [run.plans[step.index] for run in runs]
+            inputs = [run.x.repeat(plan.num_rows, 1, 1, 1) for run, plan in zip(runs, plans)]
+            text = [torch.stack([embeddings[i] for i in plan.prompt_indices]).repeat_interleave(
+                run.batch, dim=0) for run, plan in zip(runs, plans)]
+            out, recorded = self._unet_step(_cat(inputs), step, _cat(text), record)
+            sizes = [rows.shape[0] for rows in inputs]
+            outs = out.split(sizes)
+            parts = {key: value.split(sizes) for key, value in recorded.items()}
+            for index, (run, plan) in enumerate(zip(runs, plans)):
+                own = {key: value[index] for key, value in parts.items()}
+                for level in record:
+                    self._store(run.features[level.stride], level, own, plan, saved[step.index])
             if step.index >= num_updates:
                 break
-            branches = inversion_update(x, eps, step, noise.get(step.index))
-            x = branches[0] if optimize and plan.num_branches == 1 else average_in_masks(
-                branches, masks[:plan.num_branches])
-            if not optimize and not torch.isfinite(x).all():  # the release's per-step check
-                logger.warning('non-finite latent at inversion step %d', step.index)
+            for run, plan, rows in zip(runs, plans, outs):
+                eps = self._guided_eps(rows, run.x, plan, step)
+                branches = inversion_update(run.x, eps, step, run.noise.get(step.index))
+                run.x = branches[0] if optimize and plan.num_branches == 1 else average_in_masks(
+                    branches, run.masks[:plan.num_branches])
+                if not optimize and not torch.isfinite(run.x).all():  # the release's check
+                    logger.warning('non-finite latent at inversion step %d', step.index)
 
-    def _unet_step(self, x: Tensor, step: InversionStep, plan: RowPlan, text: Tensor,
+    def _unet_step(self, inputs: Tensor, step: InversionStep, embeddings: Tensor,
                    levels: Sequence[Level]) -> Tuple[Tensor, Dict]:
-        """One UNet call over the plan's rows; returns eps per branch and the recorded outputs.
+        """One UNet call over all rows; returns its float32 output and the recorded outputs.
 
-        ``text`` holds one prompt embedding per row group; every group covers the B images.
+        ``inputs`` and ``embeddings`` hold one latent and one prompt embedding per row.
         """
-        batch = x.shape[0]
-        embeddings = text.repeat_interleave(batch, dim=0)
         modules = [(layer.key, layer.module(self.unet)) for lv in levels for layer in lv.layers]
-        with FeatureRecorder(modules) as recorder, self.autocast(x.device):
-            out = self.unet(x.repeat(plan.num_rows, 1, 1, 1), self.unet_timesteps[step.index],
+        with FeatureRecorder(modules) as recorder, self.autocast(inputs.device):
+            out = self.unet(inputs, self.unet_timesteps[step.index],
                             encoder_hidden_states=embeddings, return_dict=False)[0]
-        out = out.float().view(plan.num_rows, batch, *x.shape[1:])
+        return out.float(), recorder.features
+
+    def _guided_eps(self, out: Tensor, x: Tensor, plan: RowPlan, step: InversionStep) -> Tensor:
+        """Classifier-free guided noise prediction of every branch of one run, (P, B, ...).
+
+        ``out`` holds the run's rows of the UNet output, row group by row group.
+        """
+        out = out.view(plan.num_rows, *x.shape)
         uncond = out[plan.uncond_row]
         # Rows are picked with Python indices: an index tensor would be a host-to-device copy.
         cond = torch.stack([out[row] for row in plan.branch_rows])
         eps = uncond + self.config.guidance_scale * (cond - uncond)
         if self._v_prediction:
             eps = v_to_epsilon(eps, x, step)
-        return eps, recorder.features
+        return eps
 
     def _prompt_embeddings(self, plans: Sequence[RowPlan]) -> Dict[int, Tensor]:
         """Embedding of every prompt the plans use: cached, or (as released) encoded per call."""
