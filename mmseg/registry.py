@@ -23,6 +23,7 @@ from mmengine.registry import RUNNERS as MMENGINE_RUNNERS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
 from mmengine.registry import Registry
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['mmseg.engine'])
@@ -51,3 +52,8 @@ METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['mmseg.evaluati
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['mmseg.evaluation'])
 VISBACKENDS = Registry('vis_backend', parent=MMENGINE_VISBACKENDS, locations=['mmseg.engine'])
 VISUALIZERS = Registry('visualizer', parent=MMENGINE_VISUALIZERS, locations=['mmseg.engine'])
+# No initializers of our own: this child only gives the 'mmseg' scope a weight-initializer
+# registry, so mmengine's init_weights (run with default_scope='mmseg') finds the scope instead
+# of warning 'Failed to search registry with scope "mmseg"' and falling back to mmengine's.
+WEIGHT_INITIALIZERS = Registry(
+    'weight initializer', parent=MMENGINE_WEIGHT_INITIALIZERS, locations=['mmseg.models'])

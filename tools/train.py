@@ -15,10 +15,8 @@ from typing import Dict, List, Optional
 if __package__ in (None, ''):  # `python tools/train.py`: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
-from mmseg.apis import (MissingInputError, load_config, prepare_train_config,  # noqa: E402
-                        train)
+from mmseg.apis import load_config, prepare_train_config, train  # noqa: E402
+from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -38,6 +36,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (bit-exact CPU runs; slower on GPU)')
     parser.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the environment, resolved config and hook order '
+                        '(always written to the log file)')
     # torchrun < 2.0 passes --local-rank; accepted and ignored (LOCAL_RANK is read instead)
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0,
                         help=argparse.SUPPRESS)
@@ -48,6 +49,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Train; return the last validation metrics (e.g. ``{'cityscapes/mIoU': 41.2}``)."""
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
+    if args.verbose:
+        cfg.verbose = True
     prepare_train_config(cfg, work_dir=args.work_dir, seed=args.seed,
                          deterministic=args.deterministic, amp=args.amp, resume=args.resume,
                          launcher=args.launcher)
@@ -55,7 +58,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except MissingInputError as error:  # a set-up problem: the message, no traceback
-        sys.exit(f'error: {error}')
+    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2

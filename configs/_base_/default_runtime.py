@@ -16,6 +16,13 @@ visualizer = dict(type='Visualizer', vis_backends=vis_backends)
 # Loss values are logged every `LoggerHook.interval` iterations (window mean).
 log_processor = dict(by_epoch=False, window_size=50)
 log_level = 'INFO'
+# False: the environment report, resolved config and hook order go to the log file only
+# (`--verbose` on tools/train.py, tools/test.py and run_experiments.py sets it).
+verbose = False
+# Which checkpoint a run hands on: 'last' (the release's choice) or 'best:<domain>/mIoU',
+# e.g. 'best:cityscapes/mIoU' (also keeps best_*.pth). Selecting on a target domain's
+# validation set uses its labels: model selection on the target, not domain generalisation.
+checkpoint_selection = 'last'
 load_from = None
 resume = False
 # Seed 0 as released (reference-spec §4.3); `tools/train.py --seed` overrides it.

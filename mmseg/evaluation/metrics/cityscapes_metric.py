@@ -60,6 +60,8 @@ class CityscapesMetric(BaseMetric):
         prefix (str, optional): metric name prefix.
     """
 
+    default_prefix = ''  # no prefix, and no mmengine warning about a missing one
+
     def __init__(self, output_dir: Optional[str] = None, keep_results: bool = False,
                  collect_device: str = 'cpu', prefix: Optional[str] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
