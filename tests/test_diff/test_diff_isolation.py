@@ -28,8 +28,12 @@ def test_imports_are_stdlib_or_the_four_dependencies():
                 assert top in ALLOWED or top in sys.stdlib_module_names, f'{path.name}: {name}'
 
 
-def test_copied_folder_runs_a_forward_pass_without_the_repository(tiny_sd_dir, tmp_path):
+def test_copied_folder_runs_a_forward_pass_without_the_repository(tiny_sd_dir, tiny_sd_family,
+                                                                  tmp_path):
     shutil.copytree(PACKAGE_DIR, tmp_path / 'vendor' / 'diff')
+    # Two families: the SD 2.1-shaped model and an SD 1.5-shaped one (other text width,
+    # no linear projection, PNDM scheduler); the copied package serves both unchanged.
+    folders = [str(tiny_sd_dir), str(tiny_sd_family('sd15'))]
     script = textwrap.dedent(f"""
         import importlib.util, sys
         sys.path.insert(0, {str(tmp_path / 'vendor')!r})
@@ -40,14 +44,15 @@ def test_copied_folder_runs_a_forward_pass_without_the_repository(tiny_sd_dir, t
             sys.modules[name] = None
         import torch
         from diff import DIFFConfig, DIFFEncoder
-        config = DIFFConfig(model_id={str(tiny_sd_dir)!r}, projection_channels=[64, 128, 128],
-                            stride4_channels=32, timesteps=[30, 20, 10], saved_steps=[2, 0])
-        encoder = DIFFEncoder.from_config(config)
-        with torch.no_grad():
-            outputs = encoder(torch.zeros(1, 3, 64, 64), generator=[torch.Generator()])
-        assert [tuple(o.shape) for o in outputs] == [
-            (1, 32, 16, 16), (1, 64, 8, 8), (1, 128, 4, 4), (1, 128, 2, 2)]
-        assert encoder.last_usage.calls == 3
+        for folder in {folders!r}:
+            config = DIFFConfig(model_id=folder, projection_channels=[64, 128, 128],
+                                stride4_channels=32, timesteps=[30, 20, 10], saved_steps=[2, 0])
+            encoder = DIFFEncoder.from_config(config)
+            with torch.no_grad():
+                outputs = encoder(torch.zeros(1, 3, 64, 64), generator=[torch.Generator()])
+            assert [tuple(o.shape) for o in outputs] == [
+                (1, 32, 16, 16), (1, 64, 8, 8), (1, 128, 4, 4), (1, 128, 2, 2)]
+            assert encoder.last_usage.calls == 3
         loaded = sorted(m for m, module in sys.modules.items()
                         if m.split('.')[0] in ('mmseg', 'mmengine', 'mmcv') and module is not None)
         assert not loaded, loaded
@@ -62,3 +67,22 @@ def test_copied_folder_runs_a_forward_pass_without_the_repository(tiny_sd_dir, t
                                  'PATH': '/usr/bin:/bin'})
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'standalone ok' in result.stdout
+
+
+def test_runtime_modules_name_no_model_family():
+    """Model-agnostic: only the measurement catalogue (architectures.py) and the defaults
+    (config.py's model_id, the download hint, the weights fingerprint) name a model; no string
+    or identifier in the code that runs a UNet names a family (docstrings and comments may)."""
+    allowed = {'architectures.py', 'config.py', 'components.py', 'fingerprint.py'}
+    names = ('sd15', 'sd21', 'sd20', 'v1-5', '1.5', '2-1', '2.1', 'xl', 'openclip')
+    for path in sorted(PACKAGE_DIR.glob('*.py')):
+        if path.name in allowed:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        docstrings = {id(node.value) for node in ast.walk(tree) if isinstance(node, ast.Expr)}
+        words = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)
+                 and isinstance(node.value, str) and id(node) not in docstrings]
+        words += [node.id for node in ast.walk(tree) if isinstance(node, ast.Name)]
+        words += [node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)]
+        hits = sorted({n for n in names for w in words if n in w.lower()})
+        assert not hits, f'{path.name} names {hits}'

@@ -1,7 +1,7 @@
 """Which UNet layers are recorded, at which stride, and how their channels are laid out.
 
 All sizes are read from the UNet and the VAE (as detectron2's ``output_shape()`` does), so the
-same code serves SD 2.1 and the tiny test model.
+same code serves every Stable Diffusion family and the tiny test models.
 """
 from dataclasses import dataclass
 from typing import List, Sequence, Tuple
