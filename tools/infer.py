@@ -20,10 +20,10 @@ from typing import List, Optional
 if __package__ in (None, ''):  # `python tools/infer.py`: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from mmseg.apis import find_images, inference_model, init_model  # noqa: E402
+from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
 from mmseg.engine.hooks import read_rgb, write_prediction_images  # noqa: E402
 
 
@@ -40,6 +40,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help='also write the raw train ids under <out-dir>/labels/')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
                         help='override config keys, e.g. model.test_cfg.mode=slide')
+    parser.add_argument('--allow-other-sd', action='store_true',
+                        help='use the checkpoint even if it was trained with another Stable '
+                        'Diffusion folder than model_id (a warning instead of an error)')
     return parser.parse_args(argv)
 
 
@@ -50,7 +53,7 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
         raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
     images = find_images(args.images)
     model = init_model(args.config, args.checkpoint, device=args.device,
-                       cfg_options=args.cfg_options)
+                       cfg_options=args.cfg_options, allow_other_sd=args.allow_other_sd)
     out_dir = Path(args.out_dir)
     root = Path(args.images) if Path(args.images).is_dir() else Path(args.images).parent
     written: List[Path] = []
@@ -67,4 +70,4 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2

@@ -12,9 +12,8 @@ from typing import List, Optional
 if __package__ in (None, ''):  # `python tools/print_config.py`: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmengine.config import DictAction  # noqa: E402
-
 from mmseg.apis import load_config  # noqa: E402
+from mmseg.apis.cli import DictAction  # noqa: E402
 from mmseg.utils import atomic_write_text  # noqa: E402
 
 

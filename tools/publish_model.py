@@ -21,8 +21,8 @@ from typing import List, Optional
 if __package__ in (None, ''):  # `python tools/publish_model.py`: make the repo importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from mmseg.engine.checkpoint import (extract_state_dict, load_checkpoint_safe,  # noqa: E402
-                                     save_checkpoint_atomic)
+from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,  # noqa: E402
+                                     load_checkpoint_safe, save_checkpoint_atomic)
 
 KEEP = ('meta', )
 # Top-level state of training-only sub-modules (anchored prefixes).
@@ -41,6 +41,7 @@ def sha256_of(path: Path) -> str:
 def publish(src: Path, dst: Path) -> Path:
     """Write the slim checkpoint as ``<dst stem>-<sha256[:8]>.pth``; return its path."""
     ckpt = load_checkpoint_safe(src)
+    check_finite_weights(extract_state_dict(ckpt), str(src))  # a diverged run is not published
     weights = {k: v for k, v in extract_state_dict(ckpt).items()
                if not k.startswith(TRAINING_ONLY_PREFIXES) and k not in TRAINING_ONLY_KEYS}
     slim = {key: ckpt[key] for key in KEEP if key in ckpt}
@@ -67,4 +68,5 @@ def main(argv: Optional[List[str]] = None) -> Path:
 
 
 if __name__ == '__main__':
-    main()
+    from mmseg.apis.cli import run_cli
+    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2

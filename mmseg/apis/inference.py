@@ -18,7 +18,8 @@ import torch.nn as nn
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from mmseg.engine.checkpoint import (extract_state_dict, load_checkpoint_safe,
+from mmseg.engine.checkpoint import (check_finite_weights, check_sd_fingerprint,
+                                     extract_state_dict, load_checkpoint_safe,
                                      load_state_dict_strict, strip_prefix)
 from mmseg.registry import MODELS, TRANSFORMS
 from mmseg.structures import SegDataSample
@@ -63,13 +64,24 @@ def _choose_prefix(state_dict: Dict[str, torch.Tensor],
     return weights, []
 
 
-def load_weights(model: nn.Module, checkpoint: Union[str, os.PathLike]) -> dict:
+def load_weights(model: nn.Module, checkpoint: Union[str, os.PathLike],
+                 allow_other_sd: bool = False) -> dict:
     """Load a checkpoint's trained weights into ``model`` (all of them, or fail loudly).
+
+    Args:
+        model: The segmentor.
+        checkpoint: A ``.pth`` written by training or ``tools/publish_model.py``.
+        allow_other_sd: Warn instead of failing when the checkpoint was trained with
+            another Stable Diffusion folder than ``model`` uses.
 
     Raises:
         CheckpointMismatchError: listing missing and unexpected keys.
+        NonFiniteWeightsError: naming the tensors holding NaN or inf.
+        OtherStableDiffusionError: the checkpoint records another frozen model.
     """
     ckpt = load_checkpoint_safe(checkpoint, map_location='cpu')
+    check_finite_weights(extract_state_dict(ckpt), str(checkpoint))
+    check_sd_fingerprint(ckpt, model, str(checkpoint), allow_other=allow_other_sd)
     weights, aside = _choose_prefix(extract_state_dict(ckpt), model.state_dict().keys())
     if aside:
         print_log(f'{checkpoint}: using the UDA wrapper\'s segmentor (model.*); left aside '
@@ -82,7 +94,8 @@ def load_weights(model: nn.Module, checkpoint: Union[str, os.PathLike]) -> dict:
 def init_model(config: Union[str, os.PathLike, Config],
                checkpoint: Optional[Union[str, os.PathLike]] = None,
                device: Union[str, torch.device] = 'cpu',
-               cfg_options: Optional[dict] = None) -> nn.Module:
+               cfg_options: Optional[dict] = None,
+               allow_other_sd: bool = False) -> nn.Module:
     """Build the segmentor of ``config`` in eval mode, with ``checkpoint``'s weights.
 
     Args:
@@ -91,10 +104,13 @@ def init_model(config: Union[str, os.PathLike, Config],
             None keeps the initial weights.
         device: Device to put the model on.
         cfg_options: Overrides merged into the config (dotted keys).
+        allow_other_sd: See :func:`load_weights`.
 
     Returns:
         nn.Module: the segmentor, with ``cfg`` attached.
     """
+    if checkpoint is not None and not Path(checkpoint).is_file():  # before the slow build
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
     cfg = load_config(config, cfg_options) if not isinstance(config, Config) else config
     if cfg_options and isinstance(config, Config):
         cfg.merge_from_dict(cfg_options)
@@ -102,7 +118,7 @@ def init_model(config: Union[str, os.PathLike, Config],
     if hasattr(model, 'init_weights'):
         model.init_weights()
     if checkpoint is not None:
-        load_weights(model, checkpoint)
+        load_weights(model, checkpoint, allow_other_sd=allow_other_sd)
     model.cfg = cfg
     return model.to(device).eval()
 

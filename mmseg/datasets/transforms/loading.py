@@ -40,6 +40,21 @@ def check_label_values(label: np.ndarray, path: str) -> None:
             f'written by tools/convert_datasets/<dataset>.py), not raw ids or colours.')
 
 
+def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
+    """Raise ``ValueError`` naming both files when the label's size differs from the image's.
+
+    A label of another size would otherwise be stretched to the image by the resize
+    transforms without a word. Only checked when the image was loaded first (``img``).
+    """
+    img = results.get('img')
+    if img is None or tuple(img.shape[:2]) == tuple(label.shape[:2]):
+        return
+    (ih, iw), (lh, lw) = img.shape[:2], label.shape[:2]
+    raise ValueError(f'Label file {path} is {lw}x{lh} (width x height) but its image '
+                     f'{results.get("img_path")} is {iw}x{ih}: a label must have the size of '
+                     'its image (wrong file pairing, or a label resized by mistake).')
+
+
 def read_label(path: str) -> np.ndarray:
     """Read a single-channel label PNG with Pillow (as the release does), unchanged.
 
@@ -91,10 +106,13 @@ class LoadAnnotations(BaseTransform):
     Args:
         check_values: Raise a clear error when the label holds a value outside
             {0..18, 255} (an unconverted or wrong label file).
+        check_size: Raise a clear error, naming both files, when the label's size differs
+            from its image's (loaded before by :class:`LoadImageFromFile`).
     """
 
-    def __init__(self, check_values: bool = True) -> None:
+    def __init__(self, check_values: bool = True, check_size: bool = True) -> None:
         self.check_values = check_values
+        self.check_size = check_size
 
     def transform(self, results: Dict) -> Optional[Dict]:
         path = results.get('seg_map_path')
@@ -104,6 +122,8 @@ class LoadAnnotations(BaseTransform):
         label = read_label(str(path))
         if label.ndim != 2:
             raise ValueError(f'Label file {path} has shape {label.shape}: expected (H, W).')
+        if self.check_size:
+            check_same_size(results, label, str(path))
         if self.check_values:
             check_label_values(label, str(path))
         results['gt_seg_map'] = label.astype(np.uint8)
@@ -113,4 +133,5 @@ class LoadAnnotations(BaseTransform):
         return results
 
     def __repr__(self) -> str:
-        return f'{self.__class__.__name__}(check_values={self.check_values})'
+        return (f'{self.__class__.__name__}(check_values={self.check_values}, '
+                f'check_size={self.check_size})')

@@ -21,6 +21,12 @@ def checked_cfg(cfg: OptConfigType, name: str, allowed: Iterable[str]) -> dict:
     return cfg
 
 
+def image_identity(meta: dict, index: int) -> str:
+    """What seeds an image's noise: its file name, or its batch position without a path."""
+    path = str(meta.get('img_path') or '')
+    return path.replace('\\', '/').rsplit('/', 1)[-1] if path else f'<batch index {index}>'
+
+
 class BaseSegmentor(BaseModel, metaclass=ABCMeta):
     """Segmentor on mmengine's ``BaseModel`` (mmseg 1.x vocabulary).
 
@@ -100,13 +106,16 @@ class BaseSegmentor(BaseModel, metaclass=ABCMeta):
 
     def _generators(self, batch_img_metas: List[dict],
                     seed: Optional[int]) -> Optional[List[torch.Generator]]:
-        """One CPU generator per image, seeded by its path (``stable_seed``), or None."""
+        """One CPU generator per image, seeded by its file name (``stable_seed``), or None.
+
+        The identity is the image's file name (``img_path`` without its folders), never the
+        path as written: the same image gets the same noise, hence the same prediction and
+        mIoU, whether the data root is written relative or absolute, or the data moved.
+        """
         if seed is None:
             return None
         generators = []
         for index, meta in enumerate(batch_img_metas):
-            # Without a path the batch position is the identity (still deterministic).
-            identity = str(meta.get('img_path') or f'<batch index {index}>')
             generators.append(torch.Generator(device='cpu').manual_seed(
-                stable_seed(identity, seed)))
+                stable_seed(image_identity(meta, index), seed)))
         return generators
