@@ -3,14 +3,14 @@
 This is the only file that joins the self-contained ``diff`` package to the registry.
 """
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmseg.registry import MODELS
-from .diff import DIFFConfig, DIFFEncoder, UNetUsage
+from .diff import DIFFConfig, DIFFEncoder, Trajectory, UNetUsage
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -51,11 +51,42 @@ class DIFF(BaseModule):
         """Backbone protocol: (B, 3, H, W) RGB in [-1, 1] -> 4 maps, fine to coarse."""
         return self.encoder(inputs, label_map=label_map, generator=generator)
 
+    def forward_trajectories(self, passes: Sequence[Mapping[str, Any]]
+                             ) -> List[Tuple[Tensor, ...]]:
+        """Several backbone passes with shared UNet calls: one output of ``forward`` per pass.
+
+        Args:
+            passes: Each a mapping of ``forward``'s arguments: ``inputs`` and optionally
+                ``label_map`` and ``generator``.
+        """
+        return self.encoder.forward_trajectories(_trajectories(passes))
+
+    def extract_raw(self, passes: Sequence[Mapping[str, Any]]) -> List[Dict[int, Tensor]]:
+        """The frozen part of several passes (shared UNet calls): raw features per pass."""
+        return self.encoder.extract_features(_trajectories(passes))
+
+    def decode_raw(self, raw: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
+        """The trainable part: one pass's raw features -> the four maps of ``forward``."""
+        return self.encoder.decode_features(raw)
+
     @property
     def last_usage(self) -> UNetUsage:
-        """UNet calls and rows per call of the latest forward."""
+        """UNet calls and rows per call of the latest extraction (all its passes)."""
         return self.encoder.last_usage
 
     def trainable_parameters(self) -> Iterator[nn.Parameter]:
         """Only the parameters an optimiser should see (``requires_grad=True``)."""
         return self.encoder.trainable_parameters()
+
+
+def _trajectories(passes: Sequence[Mapping[str, Any]]) -> List[Trajectory]:
+    """Backbone-protocol arguments (``inputs``, ``label_map``, ``generator``) -> trajectories."""
+    trajectories = []
+    for index, arguments in enumerate(passes):
+        unknown = set(arguments) - {'inputs', 'label_map', 'generator'}
+        if 'inputs' not in arguments or unknown:
+            raise ValueError(f'DIFF: pass {index} must be a mapping with inputs and optionally '
+                             f'label_map and generator, got keys {sorted(arguments)}')
+        trajectories.append(Trajectory(arguments['inputs'], arguments.get('label_map'),
+                                       arguments.get('generator')))
+    return trajectories

@@ -6,6 +6,8 @@ inference path); the shared decode head gets a cross-entropy loss on both, and
 ``consistency_loss`` = weight * MSE between their raw stride-4 logits, neither
 side detached. All of it happens inside ``loss()`` so that mmengine's DDP
 wrapper (which never calls a model's ``train_step``) backpropagates it in one go.
+A backbone with ``forward_trajectories`` (DIFF) runs both passes as one
+extraction with one UNet call per inversion step; others run two calls.
 
 Inference: whole image or sliding window, the input padded to
 ``test_cfg.size_divisor`` for the backbone and the logits cropped back, then
@@ -129,6 +131,46 @@ class EncoderDecoder(BaseSegmentor):
         """
         return tuple(self.backbone(inputs, label_map=label_map, generator=generator))
 
+    def extract_feats(self, passes: Sequence[dict]) -> List[Tuple[torch.Tensor, ...]]:
+        """Backbone features of several passes, fine to coarse, one tuple per pass.
+
+        A backbone with ``forward_trajectories`` (DIFF) runs them as one extraction that
+        shares its UNet calls; any other backbone runs one call per pass.
+
+        Args:
+            passes (list[dict]): :meth:`extract_feat`'s arguments of each pass: ``inputs``
+                and optionally ``label_map`` and ``generator``.
+        """
+        if hasattr(self.backbone, 'forward_trajectories'):
+            return [tuple(feats) for feats in self.backbone.forward_trajectories(passes)]
+        return [self.extract_feat(**arguments) for arguments in passes]
+
+    @property
+    def splits_backbone(self) -> bool:
+        """Whether the backbone offers ``extract_raw`` (frozen, shared calls) and
+        ``decode_raw`` (trainable), so DACS can merge the teacher's pass into the source's."""
+        return hasattr(self.backbone, 'extract_raw') and hasattr(self.backbone, 'decode_raw')
+
+    def padded_for_backbone(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` padded (value 0, right and bottom) to ``test_cfg.size_divisor``."""
+        pad_h, pad_w = padded_size(*inputs.shape[2:], None, self.test_cfg.get('size_divisor'))
+        return pad_right_bottom(inputs, pad_h, pad_w, 0)
+
+    def logits_from_raw(self, raw, size: Tuple[int, int]) -> torch.Tensor:
+        """Label-free logits from raw backbone features (see :attr:`splits_backbone`).
+
+        The same as :meth:`encode_decode` of an input of ``size`` whose padded version
+        (:meth:`padded_for_backbone`) gave ``raw``.
+
+        Returns:
+            Tensor: (B, num_classes, *size) logits.
+        """
+        height, width = size
+        pad_h, pad_w = padded_size(height, width, None, self.test_cfg.get('size_divisor'))
+        logits = self.decode_head(tuple(self.backbone.decode_raw(raw)))
+        logits = resize(logits, (pad_h, pad_w), 'bilinear', self.align_corners)
+        return logits[:, :, :height, :width]
+
     def encode_decode(self, inputs: torch.Tensor, batch_img_metas: Optional[List[dict]] = None,
                       generator: Generators = None) -> torch.Tensor:
         """Label-free logits at the input size (the inference path; also the DACS teacher's).
@@ -177,9 +219,27 @@ class EncoderDecoder(BaseSegmentor):
             tuple: (losses, logits of shape (B, num_classes, H/4, W/4)), the
             logits still attached to the graph.
         """
+        passes = self.training_passes(inputs, data_samples)
+        return self.losses_from_feats(self.extract_feats(passes), data_samples, seg_weight)
+
+    def training_passes(self, inputs: torch.Tensor, data_samples: SampleList) -> List[dict]:
+        """The backbone passes of the training loss (:meth:`extract_feat` arguments).
+
+        With IPKL, as released: the label-steered pass, then the label-free (inference)
+        pass; without it, the label-free pass only.
+        """
+        if not self.with_ipkl:
+            return [dict(inputs=inputs)]
+        label_map = self.decode_head._stack_batch_gt(data_samples)
+        return [dict(inputs=inputs, label_map=label_map), dict(inputs=inputs)]
+
+    def losses_from_feats(self, feats: Sequence[Sequence[torch.Tensor]],
+                          data_samples: SampleList, seg_weight: Optional[torch.Tensor] = None
+                          ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
+        """:meth:`loss_with_logits` given the features of :meth:`training_passes`."""
         if self.with_ipkl:
-            return self._ipkl_loss(inputs, data_samples, seg_weight)
-        return self.decode_loss(self.extract_feat(inputs), data_samples, seg_weight, 'decode')
+            return self._ipkl_loss(feats, data_samples, seg_weight)
+        return self.decode_loss(feats[0], data_samples, seg_weight, 'decode')
 
     def decode_loss(self, feats: Sequence[torch.Tensor], data_samples: SampleList,
                     seg_weight: Optional[torch.Tensor] = None, prefix: str = 'decode'
@@ -189,16 +249,14 @@ class EncoderDecoder(BaseSegmentor):
         losses = self.decode_head.loss_by_feat(logits, data_samples, seg_weight)
         return add_prefix(losses, prefix), logits
 
-    def _ipkl_loss(self, inputs: torch.Tensor, data_samples: SampleList,
+    def _ipkl_loss(self, feats: Sequence[Sequence[torch.Tensor]], data_samples: SampleList,
                    seg_weight: Optional[torch.Tensor]
                    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        label_map = self.decode_head._stack_batch_gt(data_samples)
-        # As released: the label-steered pass first, then the inference path.
-        losses_w, logits_w = self.decode_loss(
-            self.extract_feat(inputs, label_map=label_map), data_samples, seg_weight,
-            'decode_w_seg')
-        losses_wo, logits_wo = self.decode_loss(self.extract_feat(inputs), data_samples,
-                                                seg_weight, 'decode_wo_seg')
+        """IPKL losses from the features of the label-steered and the label-free pass."""
+        feats_w, feats_wo = feats
+        losses_w, logits_w = self.decode_loss(feats_w, data_samples, seg_weight, 'decode_w_seg')
+        losses_wo, logits_wo = self.decode_loss(feats_wo, data_samples, seg_weight,
+                                                'decode_wo_seg')
         losses = {**losses_w, **losses_wo}
         # Raw pre-softmax logits, neither side detached (reference-spec §2.1).
         losses['consistency_loss'] = (self.ipkl_cfg['consistency_weight']
