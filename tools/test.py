@@ -26,13 +26,13 @@ if __package__ in (None, ''):  # `python tools/test.py`: make the repo importabl
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import torch.distributed as dist  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
 from mmengine.dist import is_main_process  # noqa: E402
 
 from mmseg.apis import (build_runner, check_data, default_work_dir, load_config,  # noqa: E402
                         load_weights, segmentor_config, unique_experiment_name)
 from mmseg.engine import (cpu_ddp_needed, cpu_model_wrapper_cfg,  # noqa: E402
                           init_cpu_process_group)
+from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
 from mmseg.utils import atomic_write_text  # noqa: E402
 
 EVALUATORS = {
@@ -79,6 +79,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--verbose', action='store_true',
                         help='also print the environment, resolved config and hook order '
                         '(always written to the log file)')
+    parser.add_argument('--allow-other-sd', action='store_true',
+                        help='evaluate even if the checkpoint was trained with another Stable '
+                        'Diffusion folder than model_id (a warning instead of an error)')
     args = parser.parse_args(argv)
     if args.format_only and not args.out:
         parser.error('--format-only needs --out DIR (where the submissions are written)')
@@ -160,7 +163,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
         init_cpu_process_group(cfg.launcher)
     try:
         runner = build_runner(cfg)
-        load_weights(getattr(runner.model, 'module', runner.model), args.checkpoint)
+        load_weights(getattr(runner.model, 'module', runner.model), args.checkpoint,
+                     allow_other_sd=args.allow_other_sd)
         # every process gets the metrics of all processes' images (mmengine gathers them)
         metrics = {k: float(v) for k, v in runner.test().items()}
     finally:
@@ -176,4 +180,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
 
 
 if __name__ == '__main__':
-    main()
+    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2
