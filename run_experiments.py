@@ -6,6 +6,9 @@ Examples::
     python run_experiments.py --exp 50 --dry-run  # write and print the release config only
     python run_experiments.py --exp 50            # the release: GTA -> Cityscapes, 40k it.
     python run_experiments.py --config configs/diff/<file>.py --debug
+    python run_experiments.py --exp 51 --target acdc dark_zurich   # evaluation domains
+    python run_experiments.py --exp 60 --target acdc               # DACS: adapt to ACDC
+    python run_experiments.py --exp 0 --seeds 0 1 2                # 3 runs, then mean +- std
 
 Generated configs go to ``configs/generated/local-exp<N>/<name>.py``, runs to
 ``work_dirs/local-exp<N>/<name>``.
@@ -20,10 +23,11 @@ from typing import Callable, Dict, List, Optional
 
 from experiments import EXPERIMENTS, Experiment, expand
 from mmseg.apis.config import git_revision, load_config
-from mmseg.apis.preflight import MissingInputError
+from mmseg.apis.targets import ALL, TargetDomainError, expand_domains, is_adaptation
 from mmseg.utils import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
+TARGET_CHOICES = ['cityscapes', 'acdc', 'dark_zurich', 'bdd100k', 'mapillary', ALL]
 logger = logging.getLogger('run_experiments')
 
 
@@ -54,10 +58,34 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--dry-run', action='store_true', help='write and print the configs only')
     parser.add_argument('--debug', action='store_true',
                         help='short intervals (log every 10, validate every 200 iterations)')
+    parser.add_argument('--target', nargs='+', metavar='DOMAIN', choices=TARGET_CHOICES,
+                        help='target domain(s), written as the config key target_domains: '
+                        f'{", ".join(TARGET_CHOICES)}. Domain generalisation: one run evaluated '
+                        'on all of them; adaptation (DACS, exp 60-62): one run per target, '
+                        'adapted to and evaluated on it')
+    parser.add_argument('--seeds', nargs='+', type=int, metavar='SEED',
+                        help="seeds, one run each (default: the experiment's, 0 for 50/51); "
+                        'several are summarised as mean +- std (tools/summarize_runs.py)')
     args = parser.parse_args(argv)
     if args.exp is None and args.config is None:
         args.exp = 0  # the built-in default: the demo, which needs no download
     return args
+
+
+def target_runs(exp: Experiment, targets: Optional[List[str]]) -> Optional[List[List[str]]]:
+    """--target as a list of target_domains, one per run (None: the config's own choice).
+
+    Raises:
+        TargetDomainError: the config has no ``target_domains`` or lacks a named domain.
+    """
+    if not targets:
+        return None
+    base = load_config(ROOT / exp.base)
+    if base.get('target_domains') is None:
+        raise TargetDomainError(f'{exp.base} has no target_domains key, so --target cannot '
+                                'choose its domains')
+    domains = expand_domains(targets, list(base.get('domain_datasets') or {}))
+    return [[d] for d in domains] if is_adaptation(base) else [domains]
 
 
 def render(cfg: Dict) -> str:
@@ -109,7 +137,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     exp_id, exp = experiment_for(args)
     configs = expand(exp_id, exp, time.strftime('%y%m%d_%H%M'), git_revision(ROOT),
-                     debug=args.debug, nonce=uuid.uuid4().hex)
+                     debug=args.debug, nonce=uuid.uuid4().hex, seeds=args.seeds,
+                     target_runs=target_runs(exp, args.target))
     paths = write_configs(exp_id, configs)
     for path in paths:
         print(f'# {path.relative_to(ROOT)}\n{path.read_text()}')
@@ -124,12 +153,21 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     for path, cfg in zip(paths, configs):
         results[cfg['name']] = train_main([str(path)])
     print_summary(results, {cfg['name']: cfg['work_dir'] for cfg in configs})
+    if len(configs) > 1:
+        print_seed_summary([ROOT / cfg['work_dir'] for cfg in configs])
     return results
+
+
+def print_seed_summary(work_dirs: List[Path]) -> None:
+    """Mean +- std over runs of the same settings (tools/summarize_runs.py)."""
+    from tools.summarize_runs import markdown_table, summarize
+    for group in summarize(work_dirs):
+        if len(group.runs) > 1:
+            print('\n' + markdown_table(group))
 
 
 if __name__ == '__main__':
     logging.basicConfig(level=logging.INFO, format='%(message)s')
-    try:
-        sys.exit(0 if main() is not None else 1)
-    except MissingInputError as error:  # a set-up problem: the message, no traceback
-        sys.exit(f'error: {error}')
+    from mmseg.apis.cli import run_cli
+    # a missing or bad input (MissingInputError, ...): one line `error: ...`, exit status 2
+    sys.exit(0 if run_cli(main, extra_errors=(TargetDomainError, )) is not None else 1)

@@ -53,11 +53,23 @@ def chosen_domains(cfg: Config, candidates: Optional[Sequence[str]] = None) -> L
         TargetDomainError: naming the unknown domains and the choices.
     """
     available = list(candidates if candidates is not None else cfg.get('domain_datasets') or {})
-    chosen = cfg.get(TARGET_KEY)
+    return expand_domains(cfg.get(TARGET_KEY), available)
+
+
+def expand_domains(chosen, available: Sequence[str]) -> List[str]:
+    """The chosen domain names in order, 'all' expanded, each checked against ``available``.
+
+    Raises:
+        TargetDomainError: naming the unknown domains and the choices.
+    """
     if isinstance(chosen, str):
         chosen = [chosen]
+    if not available:
+        raise TargetDomainError(f'{TARGET_KEY}: this config has no domain_datasets to choose '
+                                'from (see configs/_base_/datasets/dg_val_domains.py)')
     if not chosen:
-        raise TargetDomainError(f'{TARGET_KEY} is empty; choose from {available} or {ALL!r}')
+        raise TargetDomainError(f'{TARGET_KEY} is empty; choose from {list(available)} or '
+                                f'{ALL!r}')
     names: List[str] = []
     for name in chosen:
         for domain in (available if name == ALL else [name]):
@@ -66,8 +78,14 @@ def chosen_domains(cfg: Config, candidates: Optional[Sequence[str]] = None) -> L
     unknown = [n for n in names if n not in available]
     if unknown:
         raise TargetDomainError(f'{TARGET_KEY}: unknown domain(s) {unknown}; this config has '
-                                f'{available} (or {ALL!r}) in domain_datasets')
+                                f'{list(available)} (or {ALL!r}) in domain_datasets')
     return names
+
+
+def is_adaptation(cfg: Config) -> bool:
+    """Whether the config trains with a UDA target (one target per run)."""
+    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
+    return dataset.get('type') == 'UDADataset'
 
 
 def _loader_settings(cfg: Config, stage: str) -> dict:
@@ -113,8 +131,7 @@ def _set_loop(cfg: Config, stage: str, domains: Sequence[str]) -> None:
 
 
 def _set_uda_target(cfg: Config, domain: str) -> None:
-    dataset = (cfg.get('train_dataloader') or {}).get('dataset') or {}
-    if dataset.get('type') != 'UDADataset':
+    if not is_adaptation(cfg):
         return
     table = cfg.get('uda_target_datasets')
     if table is None:
