@@ -1,13 +1,13 @@
-"""Segment your own images: coloured masks and overlays for a file or a folder.
+"""Segment your own images: a prediction figure per image, for a file or a folder.
 
 Example::
 
     python tools/infer.py CONFIG CHECKPOINT street.png --out-dir preds/
     python tools/infer.py CONFIG CHECKPOINT my_photos/ --out-dir preds/ --device cuda
 
-For every image ``x.png`` it writes ``x_pred.png`` (train ids coloured with the Cityscapes
-palette) and ``x_overlay.png`` (the colours blended over the image); with ``--labels``
-also ``labels/x.png`` (raw train ids). Images are processed with the config's test
+For every image ``x.png`` it writes ``x.png`` in the output folder: the image beside the
+prediction (train ids coloured with the Cityscapes palette) with a class legend; with
+``--labels`` also ``labels/x.png`` (raw train ids). Images are processed with the config's test
 pipeline (e.g. resized to 1024x512 for the Cityscapes configs); predictions come back at
 the original image size.
 """
@@ -34,8 +34,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('images', help='an image file or a folder (searched recursively)')
     parser.add_argument('--out-dir', required=True, help='where predictions are written')
     parser.add_argument('--device', default='cpu', help='cpu, cuda or cuda:N')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='mask opacity of the overlays, in [0, 1] (default 0.5)')
     parser.add_argument('--labels', action='store_true',
                         help='also write the raw train ids under <out-dir>/labels/')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default=None,
@@ -49,8 +47,6 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> List[Path]:
     """Segment the images; return the files written."""
     args = parse_args(argv)
-    if not 0.0 <= args.opacity <= 1.0:
-        raise ValueError(f'--opacity must be in [0, 1], got {args.opacity}')
     images = find_images(args.images)
     model = init_model(args.config, args.checkpoint, device=args.device,
                        cfg_options=args.cfg_options, allow_other_sd=args.allow_other_sd)
@@ -63,7 +59,7 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
         # keep the input's sub-folders so equal names in different folders do not collide
         rel = path.relative_to(root).parent
         written += write_prediction_images(
-            out_dir / rel, path.stem, read_rgb(str(path)), label, args.opacity,
+            out_dir / rel, path.stem, read_rgb(str(path)), label,
             raw_dir=out_dir / 'labels' / rel if args.labels else None)
     print(f'{len(images)} images segmented; results in {out_dir}')
     return written

@@ -49,9 +49,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         'tools/publish_model.py')
     parser.add_argument('--eval', choices=sorted(EVALUATORS), default=None,
                         help='metric (default: the config\'s test_evaluator)')
-    parser.add_argument('--show-dir', help='write coloured predictions and overlays here')
-    parser.add_argument('--opacity', type=float, default=0.5,
-                        help='mask opacity of the overlays, in [0, 1] (default 0.5)')
+    parser.add_argument('--show-dir', help='write a figure per image here: image | ground '
+                        'truth | prediction | error map, with a class legend')
     parser.add_argument('--out', help='write the predicted train ids as PNGs here '
                         '(one folder per domain), for offline evaluation')
     parser.add_argument('--work-dir', help='folder for logs and test_metrics.json')
@@ -145,10 +144,21 @@ def configure(cfg, args: argparse.Namespace):
         submission_evaluators(cfg, args.out)
     raw_dir = None if args.format_only else args.out
     if args.show_dir or raw_dir:
-        hook = dict(type='SegPredictionWriterHook', out_dir=args.show_dir, opacity=args.opacity,
-                    stages=['test'], raw_dir=raw_dir, show=bool(args.show_dir))
-        cfg.custom_hooks = list(cfg.get('custom_hooks') or []) + [hook]
+        configure_prediction_writer(cfg, args.show_dir, raw_dir)
     return cfg
+
+
+def configure_prediction_writer(cfg, show_dir: Optional[str], raw_dir: Optional[str]) -> None:
+    """One SegPredictionWriterHook for --show-dir/--out, in place of the config's own.
+
+    A config may already hold the hook (e.g. the demo's, for validation images); it is
+    replaced, so no image is written twice. The new one writes every test image.
+    """
+    hooks = [hook for hook in (cfg.get('custom_hooks') or [])
+             if not (isinstance(hook, dict) and hook.get('type') == 'SegPredictionWriterHook')]
+    hooks.append(dict(type='SegPredictionWriterHook', out_dir=show_dir, stages=['test'],
+                      raw_dir=raw_dir, show=bool(show_dir), max_per_domain=None))
+    cfg.custom_hooks = hooks
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:

@@ -54,5 +54,5 @@ default_hooks = dict(
     logger=dict(interval=20),
     checkpoint=dict(interval=max_iters))
 log_processor = dict(window_size=20)
-# coloured predictions and overlays of 4 images per domain
-custom_hooks = [dict(type='SegPredictionWriterHook', opacity=0.5, max_per_domain=4)]
+# figures (image | ground truth | prediction | errors) of 4 images per domain
+custom_hooks = [dict(type='SegPredictionWriterHook', max_per_domain=4)]

@@ -1,4 +1,4 @@
-"""Hooks: prediction images (coloured masks and overlays) during validation/test."""
+"""Hooks: prediction figures (image | ground truth | prediction | errors) in validation/test."""
 import os.path as osp
 from pathlib import Path
 from typing import Optional, Sequence
@@ -9,56 +9,40 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
 from mmseg.registry import HOOKS
-from mmseg.utils import atomic_path, colorize, overlay
+from mmseg.utils import atomic_path, prediction_figure
 
 
 def write_prediction_images(out_dir: Optional[Path], stem: str, image_rgb: Optional[np.ndarray],
-                            label: np.ndarray, opacity: float = 0.5,
-                            raw_dir: Optional[Path] = None) -> list:
-    """Write ``<stem>_pred.png`` (coloured mask) and ``<stem>_overlay.png``.
+                            label: np.ndarray, raw_dir: Optional[Path] = None,
+                            gt: Optional[np.ndarray] = None) -> list:
+    """Write ``<stem>.png``, the prediction figure of :func:`mmseg.utils.prediction_figure`.
 
-    With ``raw_dir``, also ``raw_dir/<stem>.png``: the train ids as a
-    single-channel PNG, for offline evaluation.
+    The figure shows the image, the ground truth (with ``gt``), the prediction and the error
+    map (with ``gt``), with titles and a class-colour legend. With ``raw_dir``, also
+    ``raw_dir/<stem>.png``: the train ids as a single-channel PNG, for offline evaluation.
 
     Args:
-        out_dir (Path, optional): Folder (created if needed); None writes no
-            coloured images.
+        out_dir (Path, optional): Folder (created if needed); None writes no figure.
         stem (str): File name stem.
-        image_rgb (np.ndarray | None): (H, W, 3) uint8 RGB image; no overlay
-            is written without it.
-        label (np.ndarray): (H, W) train ids.
-        opacity (float): Mask opacity in the overlay, in [0, 1].
+        image_rgb (np.ndarray | None): (H, W, 3) uint8 RGB image.
+        label (np.ndarray): (H, W) predicted train ids.
         raw_dir (Path, optional): Folder for the train-id PNGs.
+        gt (np.ndarray, optional): (H, W) ground-truth train ids.
 
     Returns:
         list[Path]: The files written.
     """
     written = []
     if out_dir is not None:
-        written += _write_colour(Path(out_dir), stem, image_rgb, label, opacity)
+        target = Path(out_dir) / f'{stem}.png'
+        figure = prediction_figure(image_rgb, label, gt)
+        with atomic_path(target) as tmp:
+            cv2.imwrite(str(tmp), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+        written.append(target)
     if raw_dir is not None:
         target = Path(raw_dir) / f'{stem}.png'
         with atomic_path(target) as tmp:
             cv2.imwrite(str(tmp), label.astype(np.uint8))
-        written.append(target)
-    return written
-
-
-def _write_colour(out_dir: Path, stem: str, image_rgb: Optional[np.ndarray], label: np.ndarray,
-                  opacity: float) -> list:
-    written = []
-    target = out_dir / f'{stem}_pred.png'
-    with atomic_path(target) as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(colorize(label), cv2.COLOR_RGB2BGR))
-    written.append(target)
-    if image_rgb is not None:
-        if image_rgb.shape[:2] != label.shape[:2]:
-            image_rgb = cv2.resize(image_rgb, (label.shape[1], label.shape[0]),
-                                   interpolation=cv2.INTER_LINEAR)
-        target = out_dir / f'{stem}_overlay.png'
-        with atomic_path(target) as tmp:
-            cv2.imwrite(str(tmp), cv2.cvtColor(overlay(image_rgb, label, opacity=opacity),
-                                               cv2.COLOR_RGB2BGR))
         written.append(target)
     return written
 
@@ -71,34 +55,35 @@ def read_rgb(path: str) -> Optional[np.ndarray]:
 
 @HOOKS.register_module()
 class SegPredictionWriterHook(Hook):
-    """Save coloured predictions and overlays of validation/test images.
+    """Save prediction figures of validation/test images (the one writer of prediction images).
 
-    Files go to ``<out_dir>/<domain>/`` (test) or
-    ``<out_dir>/iter_<N>/<domain>/`` (validation during training), where
-    the domain comes from a :class:`MultiValLoop`/``MultiTestLoop`` (``val``
-    or ``test`` otherwise).
+    Each figure is image | ground truth / prediction | error map with a class legend (ground
+    truth and errors where the sample has labels), see :func:`write_prediction_images`.
+    Files go to ``<out_dir>/<domain>/`` (test) or ``<out_dir>/iter_<N>/<domain>/``
+    (validation during training), where the domain comes from a
+    :class:`MultiValLoop`/``MultiTestLoop`` (``val`` or ``test`` otherwise).
+    ``tools/test.py --show-dir/--out`` reconfigure this hook when the config has one, so
+    images are never written twice.
 
     Args:
-        out_dir (str, optional): Output folder; defaults to
-            ``<work_dir>/predictions``.
-        opacity (float): Mask opacity in overlays, [0, 1]. Defaults to 0.5.
+        out_dir (str, optional): Output folder; defaults to ``<work_dir>/predictions``.
         max_per_domain (int, optional): Write at most this many images per
             domain and evaluation (None = all). Defaults to None.
         stages (Sequence[str]): Any of 'val', 'test'. Defaults to both.
         raw_dir (str, optional): Also write train-id PNGs there (per domain).
-        show (bool): Write coloured masks and overlays. Defaults to True.
+        show (bool): Write the figures. Defaults to True.
     """
 
     priority = 'NORMAL'
 
-    def __init__(self, out_dir: Optional[str] = None, opacity: float = 0.5,
-                 max_per_domain: Optional[int] = None,
+    def __init__(self, out_dir: Optional[str] = None, max_per_domain: Optional[int] = None,
                  stages: Sequence[str] = ('val', 'test'), raw_dir: Optional[str] = None,
                  show: bool = True) -> None:
-        if not 0.0 <= opacity <= 1.0:
-            raise ValueError(f'opacity must be in [0, 1], got {opacity}')
+        unknown = set(stages) - {'val', 'test'}
+        if unknown:
+            raise ValueError(f"SegPredictionWriterHook: stages must be 'val' and/or 'test', "
+                             f'got {sorted(unknown)}')
         self.out_dir = out_dir
-        self.opacity = opacity
         self.max_per_domain = max_per_domain
         self.stages = tuple(stages)
         self.raw_dir = raw_dir
@@ -126,9 +111,13 @@ class SegPredictionWriterHook(Hook):
             stem = Path(img_path).stem if img_path else f'{count:06d}'
             label = sample.pred_sem_seg.data.squeeze(0).cpu().numpy()
             raw = Path(self.raw_dir) / folder.name if self.raw_dir else None
-            image = read_rgb(img_path) if self.show else None
-            write_prediction_images(folder if self.show else None, stem, image, label,
-                                    self.opacity, raw)
+            image = gt = None
+            if self.show:
+                image = read_rgb(img_path)
+                if 'gt_sem_seg' in sample:
+                    gt = sample.gt_sem_seg.data.squeeze(0).cpu().numpy()
+            write_prediction_images(folder if self.show else None, stem, image, label, raw,
+                                    gt=gt)
 
     def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._write(runner, 'val', outputs or [])

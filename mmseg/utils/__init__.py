@@ -4,11 +4,12 @@ from .io import (DiskFullError, atomic_path, atomic_write_bytes, atomic_write_te
 from .misc import add_prefix, stable_seed
 from .typing_utils import (ConfigType, MultiConfig, OptConfigType, OptMultiConfig,
                            OptSampleList, SampleList)
-from .visualization import colorize, overlay
+from .visualization import colorize, error_map, legend, overlay, prediction_figure
 
 __all__ = [
     'CITYSCAPES_METAINFO', 'CLASSES', 'IGNORE_INDEX', 'NUM_CLASSES', 'PALETTE', 'DiskFullError',
     'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'remove_stale_temp_files',
     'add_prefix', 'stable_seed', 'ConfigType', 'MultiConfig', 'OptConfigType', 'OptMultiConfig',
-    'OptSampleList', 'SampleList', 'colorize', 'overlay'
+    'OptSampleList', 'SampleList', 'colorize', 'error_map', 'legend', 'overlay',
+    'prediction_figure'
 ]

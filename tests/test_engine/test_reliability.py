@@ -60,8 +60,8 @@ def test_hook_argument_typo_fails_when_the_runner_is_built(tmp_path):
                        match=r"default_hooks\.checkpoint\.intervall: .*did you mean 'interval'"):
         SafeRunner(**cfg)
     cfg = toy_cfg(tmp_path / 'typo2', custom_hooks=[dict(type='SegPredictionWriterHook',
-                                                         opacty=0.3)])
-    with pytest.raises(UnknownConfigKeyError, match="did you mean 'opacity'"):
+                                                         max_per_domian=3)])
+    with pytest.raises(UnknownConfigKeyError, match="did you mean 'max_per_domain'"):
         SafeRunner(**cfg)
 
 

@@ -1,4 +1,4 @@
-"""tools/infer.py: a folder of images -> coloured masks and overlays at the image size."""
+"""tools/infer.py: a folder of images -> prediction figures and train-id PNGs."""
 import cv2
 import numpy as np
 
@@ -17,8 +17,8 @@ def test_folder_of_images(trained_demo, tiny_sd_dir, tmp_path):
                           '--labels', '--cfg-options', *SHORT_TIMESTEPS,
                           f'model.backbone.overrides.model_id={tiny_sd_dir}'])
     names = sorted(str(p.relative_to(tmp_path / 'out')) for p in written)
-    assert names == ['a_overlay.png', 'a_pred.png', 'labels/a.png', 'labels/sub/b.png',
-                     'sub/b_overlay.png', 'sub/b_pred.png']
-    assert cv2.imread(str(tmp_path / 'out' / 'a_overlay.png')).shape == (100, 150, 3)
+    assert names == ['a.png', 'labels/a.png', 'labels/sub/b.png', 'sub/b.png']
+    # image | prediction, each panel at least 512 pixels wide, and a legend
+    assert cv2.imread(str(tmp_path / 'out' / 'a.png')).shape[1] == 2 * 512
     label = cv2.imread(str(tmp_path / 'out' / 'labels' / 'sub' / 'b.png'), cv2.IMREAD_UNCHANGED)
     assert label.shape == (64, 64) and label.max() < 19
