@@ -70,9 +70,11 @@ def check_weights(cfg: Config) -> List[Path]:
                 else str(yaml_path)
             raise MissingInputError(
                 f'Stable Diffusion 2.1 weights not found: model_id {written!r} (from {source}) '
-                f'resolves to {folder}, which {state}. Download the diffusers-format '
-                f'{SD21_HUB_ID} (folders {", ".join(SD21_COMPONENTS)}), e.g. '
-                f'`huggingface-cli download {SD21_HUB_ID} --local-dir {folder}`, '
+                f'resolves to {folder}, which {state}. Get the diffusers-format SD 2.1 '
+                f'(folders {", ".join(SD21_COMPONENTS)}; the official {SD21_HUB_ID} was '
+                f'withdrawn) with `python tools/get_sd21.py --out {folder}` (unofficial mirror) '
+                f'or `python tools/get_sd21.py --from-single-file '
+                f'v2-1_768-ema-pruned.safetensors --out {folder}`, '
                 'or set model_id in diff_config.yaml to your copy.')
         folders.append(folder)
     return folders

@@ -23,8 +23,8 @@ def test_check_weights(tmp_path, tiny_sd_dir):
     cfg = Config.fromfile(str(EXP50))
     cfg.model.backbone.overrides = dict(model_id=str(tmp_path / 'sd21'))
     with pytest.raises(MissingInputError, match=r"(?s)model_id '.*sd21' \(from model.backbone.ov"
-                                                 r'errides\).*does not exist.*huggingface-cli '
-                                                 r'download stabilityai/stable-diffusion-2-1'):
+                                                 r'errides\).*does not exist.*'
+                                                 r'python tools/get_sd21.py --out .*sd21'):
         check_weights(cfg)
     (tmp_path / 'sd21' / 'unet').mkdir(parents=True)
     with pytest.raises(MissingInputError, match=r"lacks \['vae', 'text_encoder'"):

