@@ -21,6 +21,21 @@ def checked_cfg(cfg: OptConfigType, name: str, allowed: Iterable[str]) -> dict:
     return cfg
 
 
+def check_label_prompt_classes(backbone, num_classes: int) -> None:
+    """A DIFF backbone's ``label_prompts`` keys must be classes of the head: [0, num_classes).
+
+    Raises:
+        ConfigError: naming the DIFF config key and the keys outside the classes.
+    """
+    config = getattr(getattr(backbone, 'encoder', None), 'config', None)
+    prompts = getattr(config, 'label_prompts', None) or {}
+    bad = sorted(key for key in prompts if not 0 <= key < num_classes)
+    if bad:
+        from ..backbones.diff.config import ConfigError
+        raise ConfigError(f"DIFF config key 'label_prompts': keys {bad} are not classes of the "
+                          f'decode head (train ids 0..{num_classes - 1})')
+
+
 def image_identity(meta: dict, index: int) -> str:
     """What seeds an image's noise: its file name, or its batch position without a path."""
     path = str(meta.get('img_path') or '')

@@ -24,7 +24,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
 from mmseg.utils import add_prefix
 from ..utils import pad_right_bottom, padded_size, resize
-from .base import BaseSegmentor, checked_cfg
+from .base import BaseSegmentor, check_label_prompt_classes, checked_cfg
 
 _TRAIN_KEYS = ('ipkl', )
 _IPKL_KEYS = ('enabled', 'consistency_weight')
@@ -68,6 +68,7 @@ class EncoderDecoder(BaseSegmentor):
         self.backbone = MODELS.build(backbone)
         self.decode_head = MODELS.build(decode_head)
         self.num_classes = self.decode_head.num_classes
+        check_label_prompt_classes(self.backbone, self.num_classes)
         self.train_cfg = checked_cfg(train_cfg, 'EncoderDecoder train_cfg', _TRAIN_KEYS)
         self.ipkl_cfg = checked_cfg(self.train_cfg.get('ipkl'), 'EncoderDecoder train_cfg.ipkl',
                                     _IPKL_KEYS)

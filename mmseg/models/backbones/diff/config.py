@@ -5,6 +5,7 @@ project's ``diff_config.yaml`` repeats every field so the file, not this module,
 instance in use. Unknown keys and wrong types are errors that name the key.
 """
 import dataclasses
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -43,6 +44,8 @@ class DIFFConfig:
     dtype: str = 'auto'
     # False runs the straightforward (release-like) computation; outputs are the same.
     optimize: bool = True
+    # Run the frozen UNet through torch.compile (same output within float tolerance).
+    compile: bool = False
     # How the UNet output is read: epsilon (as released) or auto (v-prediction converted to eps).
     unet_output: str = 'epsilon'
     # direct_aggregation (release default) or mixing (per-layer bottleneck + softmax weights).
@@ -132,6 +135,32 @@ class DIFFConfig:
             _require(len({tuple(p) for p in pairs}) == len(pairs), key, 'distinct pairs')
         _require(bool(self.resnet_indices or self.transformer_indices), 'resnet_indices',
                  'at least one hooked layer (resnet_indices or transformer_indices)')
+        self._check_sampling_values()
+
+    def _check_sampling_values(self) -> None:
+        """Guidance, eta and the timestep windows: finite, in range, ordered.
+
+        ``guidance_scale`` must be finite and >= 0 (0: the unconditional branch only; the
+        release uses 5.0; a negative weight would push the features away from the prompts).
+        The timesteps' upper bound (the scheduler's ``num_train_timesteps``) is checked when
+        the backbone is built, where the scheduler is known.
+        """
+        for key in ('guidance_scale', 'eta'):
+            _require(math.isfinite(getattr(self, key)), key, 'a finite number',
+                     getattr(self, key))
+        _require(self.guidance_scale >= 0, 'guidance_scale',
+                 'a number >= 0 (the release uses 5.0)', self.guidance_scale)
+        _require(0.0 <= self.eta <= 1.0, 'eta', 'a number in [0, 1] (0: deterministic DDIM, '
+                 '1: the release)', self.eta)
+        _require(self.eta_min_timestep < self.eta_max_timestep, 'eta_min_timestep',
+                 f'a value below eta_max_timestep ({self.eta_max_timestep}): the eta window '
+                 'eta_min_timestep < t < eta_max_timestep would be empty', self.eta_min_timestep)
+        _require(self.path_control_min_timestep <= self.path_control_max_timestep,
+                 'path_control_min_timestep', f'a value <= path_control_max_timestep '
+                 f'({self.path_control_max_timestep}): the path-control window would be empty',
+                 self.path_control_min_timestep)
+        _require(all(key >= 0 for key in self.label_prompts), 'label_prompts',
+                 'train ids >= 0 as keys', sorted(self.label_prompts))
 
     @classmethod
     def from_yaml(cls, path: Union[str, os.PathLike], **overrides: Any) -> 'DIFFConfig':
