@@ -99,6 +99,8 @@ EXPERIMENTS: Dict[int, Experiment] = {
                    ABLATION.format('no-path-control')),
     86: Experiment('ablation of exp 51: no IPKL (one label-free pass per iteration)',
                    ABLATION.format('no-ipkl')),
+    90: Experiment('baseline of exp 51: DAFormer (MiT-B5, ImageNet) with the same head, data, '
+                   'schedule and five-domain evaluation', MITB5),
     91: Experiment('exp 51 with Stable Diffusion 1.5 as the frozen backbone',
                    FAMILY.format('sd15')),
     92: Experiment('exp 51 with Stable Diffusion 2.1-base (512 px, epsilon) as the backbone',

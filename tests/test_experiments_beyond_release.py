@@ -95,3 +95,29 @@ def test_family_experiment_is_exp51_with_another_diff_config(exp_id, family, dry
     default = DIFFConfig.from_yaml(REPO / 'diff_config.yaml').to_dict()
     config = DIFFConfig.from_yaml(REPO / backbone.diff_config).to_dict()
     assert {k for k in default if default[k] != config[k]} == {'model_id'}
+
+
+def test_mitb5_baseline_is_exp51_with_daformers_model(dry_run, exp51):
+    cfg = dry_run(90)
+    model = cfg.model
+    assert model.backbone == dict(type='MiT', pretrained='checkpoints/mit-b5',
+                                  mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375],
+                                  drop_path_rate=0.1)
+    assert model.decode_head.in_channels == [64, 128, 320, 512]
+    head = {k: v for k, v in model.decode_head.items() if k != 'in_channels'}
+    assert head == {k: v for k, v in exp51.model.decode_head.items() if k != 'in_channels'}
+    assert model.train_cfg.ipkl.enabled is False
+    assert model.test_cfg == dict(exp51.model.test_cfg, size_divisor=32)
+    # DAFormer's optimiser: exp 51's AdamW and clip, no decay on norm layers.
+    opt, base = cfg.optim_wrapper, exp51.optim_wrapper
+    assert opt.optimizer == base.optimizer and opt.clip_grad == base.clip_grad
+    assert opt.paramwise_cfg.custom_keys == dict(head=dict(lr_mult=10.0),
+                                                 pos_block=dict(decay_mult=0.0),
+                                                 norm=dict(decay_mult=0.0))
+    # Same data, rare-class sampling, schedule and five-domain evaluation as exp 51.
+    # Only the padding differs: MiT needs multiples of 32, the SD UNet of 64.
+    skip = ('optim_wrapper', 'data_preprocessor')
+    ours = {k: v for k, v in _without_model(cfg).items() if k not in skip}
+    theirs = {k: v for k, v in _without_model(exp51).items() if k not in skip}
+    assert ours == theirs
+    assert model.data_preprocessor == dict(exp51.model.data_preprocessor, size_divisor=32)

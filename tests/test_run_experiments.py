@@ -48,7 +48,7 @@ def generated(tmp_path, monkeypatch):
     and the user's own configs/generated/ are left alone.
     """
     (tmp_path / 'configs').mkdir()
-    for name in ('diff', '_base_'):
+    for name in ('diff', '_base_', 'baselines', 'diff_configs'):
         (tmp_path / 'configs' / name).symlink_to(REPO / 'configs' / name)
     monkeypatch.setattr(run_experiments, 'ROOT', tmp_path)
     yield lambda exp_id: sorted((tmp_path / 'configs/generated' / f'local-exp{exp_id}')

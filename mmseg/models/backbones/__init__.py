@@ -1,4 +1,5 @@
 # Importing the modules registers their components in mmseg.registry.MODELS.
 from .diff_backbone import DIFF
+from .mit import MiT
 
-__all__ = ['DIFF']
+__all__ = ['DIFF', 'MiT']
