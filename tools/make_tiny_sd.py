@@ -244,6 +244,8 @@ def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
             _write_text_encoder_and_tokenizer(scratch, family)
         _write_scheduler(scratch / 'scheduler', family)
         _write_index(scratch, family)
+        from mmseg.utils import apply_umask_permissions
+        apply_umask_permissions(scratch)  # safetensors writes 0600 files
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); os.replace needs it gone or empty
         os.replace(scratch, out_dir)

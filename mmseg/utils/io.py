@@ -105,6 +105,21 @@ def remove_stale_temp_files(folder: PathLike) -> List[Path]:
     return removed
 
 
+def apply_umask_permissions(folder: PathLike) -> None:
+    """Give ``folder`` and everything below it the permissions the umask allows.
+
+    For trees written by libraries that create private files (``safetensors`` writes 0600):
+    folders get ``0o777 & ~umask``, files ``0o666 & ~umask``.
+    """
+    mask = current_umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o666 & ~mask)
+
+
 def atomic_write_text(path: PathLike, text: str) -> None:
     """Write ``text`` to ``path`` atomically (UTF-8)."""
     with atomic_path(path) as tmp:
