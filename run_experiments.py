@@ -66,6 +66,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--seeds', nargs='+', type=int, metavar='SEED',
                         help="seeds, one run each (default: the experiment's, 0 for 50/51); "
                         'several are summarised as mean +- std (tools/summarize_runs.py)')
+    parser.add_argument('--verbose', action='store_true',
+                        help='also print the generated configs, the environment, resolved '
+                        'config and hook order (always written to the files / log)')
     args = parser.parse_args(argv)
     if args.exp is None and args.config is None:
         args.exp = 0  # the built-in default: the demo, which needs no download
@@ -129,7 +132,7 @@ def print_summary(results: Dict[str, Dict[str, float]], work_dirs: Dict[str, str
         print('    ' + ' | '.join(f'{v:12.2f}' for v in domains.values()))
         predictions = ROOT / work_dirs[name] / 'predictions'
         if predictions.is_dir():
-            print(f'    prediction overlays: {predictions.relative_to(ROOT)}/')
+            print(f'    prediction figures: {predictions.relative_to(ROOT)}/')
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
@@ -141,7 +144,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
                      target_runs=target_runs(exp, args.target))
     paths = write_configs(exp_id, configs)
     for path in paths:
-        print(f'# {path.relative_to(ROOT)}\n{path.read_text()}')
+        if args.dry_run or args.verbose:
+            print(f'# {path.relative_to(ROOT)}\n{path.read_text()}')
+        else:
+            print(f'config: {path.relative_to(ROOT)}')
         if args.dry_run:
             print(f'# resolved:\n{load_config(path).pretty_text}')
     if args.dry_run:
@@ -151,7 +157,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     from tools.train import main as train_main
     results = {}
     for path, cfg in zip(paths, configs):
-        results[cfg['name']] = train_main([str(path)])
+        verbose = ['--verbose'] if args.verbose else []
+        results[cfg['name']] = train_main([str(path)] + verbose)
     print_summary(results, {cfg['name']: cfg['work_dir'] for cfg in configs})
     if len(configs) > 1:
         print_seed_summary([ROOT / cfg['work_dir'] for cfg in configs])
