@@ -25,6 +25,7 @@ from tqdm import tqdm  # noqa: E402
 from mmseg.apis import find_images, inference_model, init_model  # noqa: E402
 from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
 from mmseg.engine.hooks import read_rgb, write_prediction_images  # noqa: E402
+from mmseg.engine.runner import quiet_library_progress_bars  # noqa: E402
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -48,6 +49,7 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
     """Segment the images; return the files written."""
     args = parse_args(argv)
     images = find_images(args.images)
+    quiet_library_progress_bars()  # no 'Loading weights' bars while the model is built
     model = init_model(args.config, args.checkpoint, device=args.device,
                        cfg_options=args.cfg_options, allow_other_sd=args.allow_other_sd)
     out_dir = Path(args.out_dir)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 
 from mmseg.engine.checkpoint import (check_finite_weights, check_sd_fingerprint,
                                      extract_state_dict, load_checkpoint_safe,
@@ -116,11 +116,27 @@ def init_model(config: Union[str, os.PathLike, Config],
         cfg.merge_from_dict(cfg_options)
     model = MODELS.build(segmentor_config(cfg))
     if hasattr(model, 'init_weights'):
-        model.init_weights()
+        quiet_init_weights(model)
     if checkpoint is not None:
         load_weights(model, checkpoint, allow_other_sd=allow_other_sd)
     model.cfg = cfg
     return model.to(device).eval()
+
+
+def quiet_init_weights(model: nn.Module) -> None:
+    """``model.init_weights()`` without mmengine's per-parameter report on the console.
+
+    Outside a Runner the current MMLogger has no log file, so mmengine prints a block
+    "The value is the same before and after calling `init_weights`" for every parameter
+    (867 for DIFF). Only that INFO report is held back; warnings still show.
+    """
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
 
 
 def test_pipeline_config(cfg: Config) -> List[dict]:

@@ -111,7 +111,7 @@ class SafeRunner(Runner):
                 if _is_console_handler(handler) and not any(
                         isinstance(f, FileOnlyFilter) for f in handler.filters):
                     handler.addFilter(FileOnlyFilter())
-            _quiet_library_progress_bars()
+            quiet_library_progress_bars()
         return logger
 
     def register_default_hooks(self, hooks=None) -> None:
@@ -227,7 +227,7 @@ class SafeRunner(Runner):
         atomic_write_text(osp.join(self.work_dir, name), self.cfg.pretty_text)
 
 
-def _quiet_library_progress_bars() -> None:
+def quiet_library_progress_bars() -> None:
     """No 'Loading weights' bars from transformers/diffusers when the frozen model loads."""
     for module in ('transformers.utils.logging', 'diffusers.utils.logging'):
         try:
