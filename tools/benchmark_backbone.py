@@ -98,7 +98,8 @@ def benchmark_model(model: str, args, work_dir: Path) -> List[Dict]:
     images, labels = _inputs(args, device)
     rows, reference = [], None
     for optimize in (False, True):
-        config = DIFFConfig(model_id='unused', optimize=optimize, dtype=args.dtype)
+        config = DIFFConfig(model_id='unused', optimize=optimize, dtype=args.dtype,
+                            compile=args.compile)
         torch.manual_seed(0)
         encoder = DIFFEncoder(config, components).to(device).eval()
         seconds, outputs = [], None
@@ -118,6 +119,7 @@ def benchmark_model(model: str, args, work_dir: Path) -> List[Dict]:
                          calls=usage.calls, rows=sorted(set(usage.rows)),
                          seconds=min(seconds) / args.batch, peak=memory.peak / 2 ** 20,
                          difference=difference))
+        encoder.extractor.release_compiled()  # the next path shares the UNet
         del encoder
     return rows
 
@@ -145,6 +147,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--dtype', default='auto', choices=('auto', 'float32', 'float16',
                                                             'bfloat16'))
+    parser.add_argument('--compile', action='store_true',
+                        help='run the frozen UNet through torch.compile (DIFF config compile; '
+                        'the first call of each path compiles: use --repeats 2 or more)')
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     logging.getLogger('mmseg.models.backbones.diff.encoder').setLevel(logging.WARNING)

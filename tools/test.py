@@ -30,6 +30,7 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 from mmseg.apis import (build_runner, check_data, default_work_dir, load_config,  # noqa: E402
                         load_weights, segmentor_config, unique_experiment_name)
+from mmseg.apis.eval_batch import apply_eval_batch_size  # noqa: E402
 from mmseg.engine import (cpu_ddp_needed, cpu_model_wrapper_cfg,  # noqa: E402
                           init_cpu_process_group)
 from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
@@ -103,12 +104,8 @@ def config_options(args: argparse.Namespace) -> dict:
 
 def set_batch_size(cfg, batch_size: Optional[int]) -> None:
     """Evaluation batch size of the test loader and of every extra domain's loader."""
-    if batch_size is None:
-        return
-    cfg.test_dataloader.batch_size = batch_size
-    for loader in ((cfg.get('test_cfg') or {}).get('extra_domains') or {}).values():
-        if loader is not None:
-            loader['batch_size'] = batch_size
+    if batch_size is not None:
+        apply_eval_batch_size(cfg, batch_size)
 
 
 def submission_evaluators(cfg, out_dir: str):

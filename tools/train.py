@@ -36,6 +36,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument('--deterministic', action='store_true',
                         help='deterministic algorithms (bit-exact CPU runs; slower on GPU)')
     parser.add_argument('--amp', action='store_true', help='mixed precision (GPU only)')
+    parser.add_argument('--compile', action='store_true',
+                        help='run the frozen UNet through torch.compile (sets the DIFF config '
+                        'key compile: model.backbone.overrides.compile=True)')
     parser.add_argument('--verbose', action='store_true',
                         help='also print the environment, resolved config and hook order '
                         '(always written to the log file)')
@@ -48,7 +51,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Train; return the last validation metrics (e.g. ``{'cityscapes/mIoU': 41.2}``)."""
     args = parse_args(argv)
-    cfg = load_config(args.config, args.cfg_options)
+    options = dict(args.cfg_options or {})
+    if args.compile:
+        options['model.backbone.overrides.compile'] = True
+    cfg = load_config(args.config, options)
     if args.verbose:
         cfg.verbose = True
     prepare_train_config(cfg, work_dir=args.work_dir, seed=args.seed,

@@ -9,6 +9,7 @@ from typing import Optional, Union
 
 from mmengine.config import Config
 
+from .eval_batch import apply_eval_batch_size
 from .targets import apply_config_options
 
 _RUN_COUNTER = itertools.count()
@@ -29,7 +30,8 @@ def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = Non
         from .cli import check_cfg_options
         check_cfg_options(cfg, cfg_options)
     # merges the overrides and resolves `target_domains` (the val/test domains, UDA target)
-    return apply_config_options(cfg, cfg_options)
+    cfg = apply_config_options(cfg, cfg_options)
+    return apply_eval_batch_size(cfg)  # every val/test loader follows eval_batch_size
 
 
 def default_work_dir(config_path: Union[str, os.PathLike]) -> str:

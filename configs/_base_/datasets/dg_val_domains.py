@@ -75,9 +75,13 @@ domain_test_datasets = dict(
         data_root='data/dark_zurich/',
         data_prefix=dict(img_path='rgb_anon/test'),
         pipeline=_test_pipeline((960, 540), labels=False)))
-# Loader and metric shared by the per-domain val configs: batch 1, one worker, fixed order.
+# Images per evaluation batch, every domain (target_domains copies the val/test loader
+# settings to each domain; tools/test.py --batch-size N overrides it). Predictions do not
+# depend on it: each image has its own seeded noise (decisions.md 1).
+eval_batch_size = 1
+# Loader and metric shared by the per-domain val configs: one worker, fixed order.
 val_loader = dict(
-    batch_size=1,
+    batch_size=eval_batch_size,
     num_workers=1,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=False))

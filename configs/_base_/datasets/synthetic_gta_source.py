@@ -25,8 +25,10 @@ train_dataloader = dict(
                 dict(type='PackSegInputs'),
             ]),
         rare_class_sampling=dict(min_pixels=200, class_temp=0.01, min_crop_ratio=0.5)))
+# Images per evaluation batch (every domain's loader copies it; tools/test.py --batch-size).
+eval_batch_size = 1
 val_dataloader = dict(
-    batch_size=1,
+    batch_size=eval_batch_size,
     num_workers=0,
     persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=False),

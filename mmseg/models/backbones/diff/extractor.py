@@ -7,7 +7,7 @@ every UNet call.
 import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +25,9 @@ from .rows import RowPlan, draw_step_noise, plan_rows
 logger = logging.getLogger(__name__)
 
 DTYPES = dict(float32=torch.float32, float16=torch.float16, bfloat16=torch.bfloat16)
+# Keyword arguments of torch.compile for ``compile: true`` (default: inductor). Tests set
+# backend='aot_eager' to trace the same graphs without inductor's minutes-long C++ build.
+COMPILE_OPTIONS: Dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,8 @@ class DiffusionFeatureExtractor(nn.Module):
         self.held_dtype = torch.float32
         if config.dtype != 'auto':  # explicit: cast now, before the model is moved
             self.hold_precision(DTYPES[config.dtype])
+        # config.compile: built at the first UNet call (see _compiled_unet_call).
+        self._compiled = None
         self.last_usage = UNetUsage(0, ())
         self.register_state_dict_post_hook(_drop_frozen_state)
         self.register_load_state_dict_pre_hook(_remember_prefix)
@@ -338,11 +343,41 @@ class DiffusionFeatureExtractor(nn.Module):
 
         ``inputs`` and ``embeddings`` hold one latent and one prompt embedding per row.
         """
+        if self.config.compile:
+            with self.autocast(inputs.device):
+                out = self._compiled_unet_call(inputs, self.unet_timesteps[step.index],
+                                               embeddings)
+            return out.float(), dict(self._compiled[1].features)
         modules = [(layer.key, layer.module(self.unet)) for lv in levels for layer in lv.layers]
         with FeatureRecorder(modules) as recorder, self.autocast(inputs.device):
             out = self.unet(inputs, self.unet_timesteps[step.index],
                             encoder_hidden_states=embeddings, return_dict=False)[0]
         return out.float(), recorder.features
+
+    def _compiled_unet_call(self, inputs: Tensor, timestep: Tensor, embeddings: Tensor) -> Tensor:
+        """The UNet through ``torch.compile`` (``config.compile``), built at the first call.
+
+        The hooks of every recorded layer stay attached while compiled (they are part of the
+        compiled graph; adding and removing them per call would recompile), so each call
+        records all levels. The row dimension is marked dynamic: a different number of rows
+        (prompted classes k, batch size) does not compile again. The spatial size is static:
+        each new image size compiles once.
+        """
+        if self._compiled is None:
+            recorder = FeatureRecorder([(layer.key, layer.module(self.unet))
+                                        for lv in self.levels for layer in lv.layers])
+            recorder.__enter__()  # hooks stay for the lifetime of the extractor
+            self._compiled = (torch.compile(_call_unet, **COMPILE_OPTIONS), recorder)
+        for tensor in (inputs, embeddings):
+            torch._dynamo.maybe_mark_dynamic(tensor, 0)
+        return self._compiled[0](self.unet, inputs, timestep, embeddings)
+
+    def release_compiled(self) -> None:
+        """Detach the hooks of the compiled path from the UNet and drop the compiled function
+        (before handing the same UNet to another extractor); the next call compiles again."""
+        if self._compiled is not None:
+            self._compiled[1].__exit__(None, None, None)
+            self._compiled = None
 
     def _guided_eps(self, out: Tensor, x: Tensor, plan: RowPlan, step: InversionStep) -> Tensor:
         """Classifier-free guided noise prediction of every branch of one run, (P, B, ...).
@@ -429,6 +464,11 @@ class DiffusionFeatureExtractor(nn.Module):
                                       or len(generator) != images.shape[0]):
             raise ValueError('DIFF expects generator=None or a list of one torch.Generator per '
                              f'image ({images.shape[0]}), got {generator!r}')
+
+
+def _call_unet(unet: nn.Module, inputs: Tensor, timestep: Tensor, embeddings: Tensor) -> Tensor:
+    """The UNet's noise prediction (the function ``torch.compile`` compiles)."""
+    return unet(inputs, timestep, encoder_hidden_states=embeddings, return_dict=False)[0]
 
 
 def _drop_frozen_state(module: nn.Module, state_dict: Dict, prefix: str, metadata) -> None:
