@@ -132,18 +132,18 @@ def generated(tmp_path, monkeypatch):
                                 .glob('*.py'))
 
 
-@pytest.mark.parametrize('exp_id, target, runs', [
-    (0, ['bdd100k', 'mapillary'], [['bdd100k', 'mapillary']]),
-    (51, ['acdc'], [['acdc']]),
-    (50, ['all'], [FIVE]),
-    (60, ['acdc', 'dark_zurich'], [['acdc'], ['dark_zurich']]),  # DACS: one run per target
-    (62, ['cityscapes'], [['cityscapes']]),
+@pytest.mark.parametrize('exp_id, target, runs, seeds', [
+    (0, ['bdd100k', 'mapillary'], [['bdd100k', 'mapillary']], [0, 1]),
+    (51, ['acdc'], [['acdc']], [0]),
+    (50, ['all'], [FIVE], [0]),
+    (60, ['acdc', 'dark_zurich'], [['acdc'], ['dark_zurich']], [0]),  # DACS: a run per target
+    (62, ['cityscapes'], [['cityscapes']], [0]),
 ])
-def test_dry_run_target_choices(exp_id, target, runs, generated):
-    run_experiments.main(['--exp', str(exp_id), '--dry-run', '--seeds', '0', '1', '--target',
-                          *target])
+def test_dry_run_target_choices(exp_id, target, runs, seeds, generated):
+    run_experiments.main(['--exp', str(exp_id), '--dry-run', '--seeds', *map(str, seeds),
+                          '--target', *target])
     paths = generated(exp_id)
-    assert len(paths) == 2 * len(runs)
+    assert len(paths) == len(seeds) * len(runs)
     by_targets = {}
     for path in paths:
         cfg = load_config(path)
@@ -155,7 +155,7 @@ def test_dry_run_target_choices(exp_id, target, runs, generated):
             assert cfg.train_dataloader.dataset.target.type == \
                 evaluated(cfg)[cfg.target_domains[0]][0]
     assert sorted(by_targets) == sorted(tuple(r) for r in runs)
-    assert all(sorted(c.seed for c in v) == [0, 1] for v in by_targets.values())
+    assert all(sorted(c.seed for c in v) == seeds for v in by_targets.values())
 
 
 def test_target_flag_errors(generated):
@@ -163,3 +163,12 @@ def test_target_flag_errors(generated):
         run_experiments.main(['--exp', '51', '--dry-run', '--target', 'gta'])
     with pytest.raises(TargetDomainError, match='no target_domains key'):
         run_experiments.main(['--exp', '70', '--dry-run', '--target', 'acdc'])
+
+
+def test_evaluation_only_choice_keeps_the_training_data():
+    syn_dacs = CONFIGS / 'diff-daformer_tiny_dacs_syn2night.py'
+    with pytest.raises(TargetDomainError, match='no uda_target_datasets'):
+        load_config(syn_dacs, {'target_domains': ['acdc']})
+    cfg = load_config(syn_dacs, {'target_domains': ['acdc'], 'targets_for_evaluation_only': True})
+    assert list(evaluated(cfg, 'test')) == ['acdc']
+    assert cfg.train_dataloader.dataset.target.data_root == 'data/synthetic/dark_zurich/'

@@ -95,6 +95,7 @@ def config_options(args: argparse.Namespace) -> dict:
     options = dict(args.cfg_options or {})
     if args.domains:
         options['target_domains'] = list(args.domains)
+        options['targets_for_evaluation_only'] = True  # a DACS config keeps its train target
     if args.format_only:
         options['test_split'] = 'test'
     if args.compile:

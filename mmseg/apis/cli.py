@@ -22,7 +22,8 @@ from mmseg.engine.validation import UnknownConfigKeyError, accepted_keys
 PROJECT_TOP_LEVEL_KEYS = frozenset({
     'runner_type', 'model_wrapper_cfg', 'find_unused_parameters', 'git_rev', 'seed',
     'allow_other_sd', 'launcher', 'experiment_name', 'work_dir', 'resume', 'load_from',
-    'target_domains', 'test_split', 'verbose', 'checkpoint_selection'})
+    'target_domains', 'test_split', 'targets_for_evaluation_only', 'verbose',
+    'checkpoint_selection'})
 
 EXIT_USER_ERROR = 2
 

@@ -12,7 +12,8 @@ val and test dataloaders of the first domain, the ``domain`` and ``extra_domains
 ``MultiValLoop`` / ``MultiTestLoop`` (so metrics, folders and test_metrics.json are named
 after the real domains) and, in an adaptation config (``UDADataset``), the target
 dataset, which is the FIRST of ``target_domains`` (all of them are evaluated).
-``test_split = 'test'`` evaluates the unlabelled test splits instead (``--format-only``).
+``test_split = 'test'`` evaluates the unlabelled test splits instead (``--format-only``);
+``targets_for_evaluation_only = True`` (``tools/test.py``) leaves the training data alone.
 
 :func:`apply_config_options` merges ``--cfg-options`` around the resolution: before it
 (so ``target_domains=[acdc]`` or a changed ``domain_datasets`` entry takes effect) and after
@@ -155,7 +156,8 @@ def resolve_target_domains(cfg: Config) -> Config:
     for stage in ('val', 'test'):
         if cfg.get(f'{stage}_cfg') is not None or cfg.get(f'{stage}_dataloader') is not None:
             _set_loop(cfg, stage, domains)
-    _set_uda_target(cfg, domains[0])
+    if not cfg.get('targets_for_evaluation_only', False):  # tools/test.py sets it
+        _set_uda_target(cfg, domains[0])
     return cfg
 
 
