@@ -112,6 +112,11 @@ class SafeRunner(Runner):
                         isinstance(f, FileOnlyFilter) for f in handler.filters):
                     handler.addFilter(FileOnlyFilter())
             quiet_library_progress_bars()
+            files = [h.baseFilename for h in logger.handlers
+                     if isinstance(h, logging.FileHandler)]
+            if files:
+                logger.info(f'Log file (with the environment, resolved config and hook order; '
+                            f'--verbose prints them here): {files[0]}')
         return logger
 
     def register_default_hooks(self, hooks=None) -> None:
