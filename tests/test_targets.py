@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import run_experiments
-from experiments import EXPERIMENTS, expand, target_slug
+from experiments import EXPERIMENTS, Experiment, expand, target_slug
 from mmseg.apis import MissingInputError, check_data, load_config
 from mmseg.apis.targets import TargetDomainError
 
@@ -138,6 +138,7 @@ def generated(tmp_path, monkeypatch):
     (50, ['all'], [FIVE], [0]),
     (60, ['acdc', 'dark_zurich'], [['acdc'], ['dark_zurich']], [0]),  # DACS: a run per target
     (62, ['cityscapes'], [['cityscapes']], [0]),
+    (70, ['acdc'], [['acdc']], [0]),  # the synthetic DACS benchmark
 ])
 def test_dry_run_target_choices(exp_id, target, runs, seeds, generated):
     run_experiments.main(['--exp', str(exp_id), '--dry-run', '--seeds', *map(str, seeds),
@@ -162,13 +163,18 @@ def test_target_flag_errors(generated):
     with pytest.raises(SystemExit):  # argparse: not a domain
         run_experiments.main(['--exp', '51', '--dry-run', '--target', 'gta'])
     with pytest.raises(TargetDomainError, match='no target_domains key'):
-        run_experiments.main(['--exp', '70', '--dry-run', '--target', 'acdc'])
+        run_experiments.target_runs(Experiment('x', 'configs/_base_/datasets/gta_512x512.py'),
+                                    ['acdc'])
 
 
 def test_evaluation_only_choice_keeps_the_training_data():
     syn_dacs = CONFIGS / 'diff-daformer_tiny_dacs_syn2night.py'
-    with pytest.raises(TargetDomainError, match='no uda_target_datasets'):
-        load_config(syn_dacs, {'target_domains': ['acdc']})
+    cfg = load_config(syn_dacs)
+    assert cfg.train_dataloader.dataset.target.data_root == 'data/synthetic/dark_zurich/'
+    assert load_config(syn_dacs, {'target_domains': ['acdc']}).train_dataloader.dataset.target \
+        .data_root == 'data/synthetic/acdc/'
     cfg = load_config(syn_dacs, {'target_domains': ['acdc'], 'targets_for_evaluation_only': True})
     assert list(evaluated(cfg, 'test')) == ['acdc']
     assert cfg.train_dataloader.dataset.target.data_root == 'data/synthetic/dark_zurich/'
+    with pytest.raises(TargetDomainError, match='no uda_target_datasets'):
+        load_config(syn_dacs, {'target_domains': ['acdc'], 'uda_target_datasets': None})

@@ -37,7 +37,11 @@ model = dict(
                train_cfg=dict(ipkl=dict(enabled=False, consistency_weight=1.0))),
     max_iters=iterations,
     debug_img_interval=100)
-# Target: the synthetic night images (Dark Zurich layout, train split unlabelled).
+# Target: the synthetic night images (Dark Zurich layout, train split unlabelled), evaluated on
+# the night val set. The one key that chooses adaptation target and evaluation
+# (mmseg/apis/targets.py; `run_experiments.py --exp 70 --target acdc`); the lines below are what
+# it resolves to.
+target_domains = ['dark_zurich']
 night_train = dict(
     type='DarkZurichDataset',
     data_root='data/synthetic/dark_zurich/',
