@@ -76,3 +76,12 @@ def test_three_seeds_markdown_and_csv(tmp_path, capsys):
     assert float(rows['cityscapes/mIoU']['std_ddof1']) == pytest.approx(math.sqrt(13), abs=1e-6)
     assert rows['cityscapes/IoU.road']['n'] == '2'
     assert 'aAcc' not in out_csv.read_text()  # mIoU and class IoUs only
+
+
+def test_run_experiments_prints_the_seed_summary(tmp_path, capsys):
+    import run_experiments
+    runs = [_run(tmp_path, s, cs, acdc) for s, cs, acdc in zip((0, 1, 2), CS, ACDC)]
+    run_experiments.print_seed_summary(runs)
+    out = capsys.readouterr().out
+    assert '### diff-demo' in out and 'ddof=1' in out
+    assert '| cityscapes/mIoU | 40.00 | 42.00 | 47.00 | 43.00 ± 3.61 | 3 |' in out
