@@ -57,7 +57,10 @@ def _safe_checkpoint_cfg(hook):
 # Start of the log records that go to the log file only, unless the config says verbose=True.
 FILE_ONLY_RECORDS = ('\n' + '-' * 60 + '\nSystem environment:', 'Config:\n',
                      'Hooks will be executed in the following order',
-                     'Distributed training is not used, all SyncBatchNorm')
+                     'Distributed training is not used, all SyncBatchNorm',
+                     # mmengine's one-line dump of every validation/test metric (thousands of
+                     # characters); the per-domain tables show the same numbers
+                     'Iter(val)', 'Iter(test)', 'Epoch(val)', 'Epoch(test)')
 
 
 class FileOnlyFilter(logging.Filter):

@@ -74,6 +74,7 @@ def test_console_filter_keeps_reports_in_the_file_only():
     console = FileOnlyFilter()
     assert not console.filter(record('Config:\nmodel = ...'))
     assert not console.filter(record('Hooks will be executed in the following order:\n...'))
+    assert not console.filter(record('Iter(val) [8/8]    cityscapes/aAcc: 11.8  ...'))
     assert console.filter(record('Iter(train) [10/40] loss: 1.0'))
 
 
