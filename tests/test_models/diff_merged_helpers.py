@@ -22,21 +22,24 @@ from mmseg.structures import SegDataSample
 REPO = Path(__file__).resolve().parents[2]
 EXP50 = REPO / 'configs/diff/diff-daformer_sd21_srconly-40k_gta2cs-512x512.py'
 DACS = REPO / 'configs/diff/diff-daformer_sd21_dacs-40k_gta2cs-512x512.py'
-# Narrow widths and a short inversion, for the equivalence tests (not the call counts).
-SMALL = dict(projection_channels=[64, 128, 128], stride4_channels=32,
-             timesteps=[40, 30, 14, 11, 8, 4], saved_steps=[4, 1])
+# Narrow widths, and a short inversion for the equivalence tests (not the call counts).
+SMALL_WIDTHS = dict(projection_channels=[64, 128, 128], stride4_channels=32)
+SHORT = dict(timesteps=[40, 30, 14, 11, 8, 4], saved_steps=[4, 1])
 SMALL_HEAD = dict(in_channels=[32, 64, 128, 128], channels=16,
                   decoder_params=dict(embed_dims=16,
                                       fusion_cfg=dict(dilations=(1, 6, 12, 18), sep=True)))
 PROMPTED = (1, 3, 12)  # classes with a prompt in diff_config.yaml; 0 and 2 have none
 
 
-def build_from_config(path: Path, tiny_sd_dir: Path, small: bool = False, seed: int = 0):
-    """The config's model with the tiny SD folder (released schedule unless ``small``)."""
+def build_from_config(path: Path, tiny_sd_dir: Path, small: bool = False, short: bool = False,
+                      seed: int = 0, **overrides):
+    """The config's model with the tiny SD folder: narrow widths if ``small``, the short
+    inversion if ``short`` (else the released schedule: 34 UNet calls), DIFF ``overrides``."""
     cfg = copy.deepcopy(Config.fromfile(str(path)).model)
     segmentor = cfg.model if cfg.type == 'DACS' else cfg
-    overrides = dict(model_id=str(tiny_sd_dir), **(SMALL if small else {}))
-    segmentor.backbone.overrides = overrides
+    segmentor.backbone.overrides = dict(model_id=str(tiny_sd_dir),
+                                        **(SMALL_WIDTHS if small else {}),
+                                        **(SHORT if short else {}), **overrides)
     if small:
         segmentor.decode_head.update(SMALL_HEAD)
     torch.manual_seed(seed)

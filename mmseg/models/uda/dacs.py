@@ -26,6 +26,17 @@ from .ema_teacher import EMATeacher, confidence_pseudo_label
 from .uda_decorator import UDADecorator
 
 
+class SharedFeatures(NamedTuple):
+    """Raw backbone features of one extraction shared by the source step and the teacher.
+
+    Attributes:
+        source: One raw feature set per pass of the segmentor's ``training_passes``.
+        target: The teacher's label-free pass on the (padded) target images.
+    """
+    source: List[dict]
+    target: dict
+
+
 class MixedBatch(NamedTuple):
     """ClassMix output: images (B, 3, H, W), labels (B, H, W), weights (B, H, W), masks."""
     images: torch.Tensor
@@ -44,6 +55,15 @@ class DACS(UDADecorator):
     (4) ClassMix source onto target, then colour jitter and blur, (5) weighted
     loss of the student on the mixed images (label-free backbone pass),
     (6) debug images.
+
+    When the segmentor can split its backbone into a frozen extraction and a
+    trainable decoding (``splits_backbone``: DIFF), the source passes of (2)
+    and the teacher's target pass of (3) are ONE extraction sharing its UNet
+    calls (34 calls per iteration for both with the exp-50 schedule); the
+    student decodes the source features with gradients, the teacher decodes
+    the target features with its EMA weights. The mixed pass of (5) needs the
+    pseudo-labels and extracts after them. ``last_usage`` covers the
+    iteration's UNet calls when the backbone reports them.
 
     Two entry points run these same steps in the same order:
 
@@ -125,6 +145,8 @@ class DACS(UDADecorator):
         self.register_buffer('local_iter', torch.zeros((), dtype=torch.long))
         # Set by UDADebugHook to <work_dir>/debug; None writes nothing.
         self.debug_dir: Optional[Path] = None
+        # The backbone's UNet usage of each extraction of the current iteration.
+        self._usages: list = []
         self._mean, self._std = self._normalisation()
 
     def _normalisation(self) -> Tuple[List[float], List[float]]:
@@ -145,13 +167,17 @@ class DACS(UDADecorator):
         with optim_wrapper.optim_context(self):
             batch = self.data_preprocessor(data, True)
         iteration = self._update_teacher()
+        target = None if self.source_only else self._target(batch)
         with optim_wrapper.optim_context(self):
-            source_losses = self._source_losses(batch['inputs'], batch['data_samples'])
+            shared = self._shared_extraction(batch['inputs'], batch['data_samples'], target)
+            source_losses = self._source_losses(batch['inputs'], batch['data_samples'], shared)
         log_vars = self._backward(source_losses, optim_wrapper)
         if not self.source_only:
-            target_inputs, target_samples = self._target(batch)
+            target_inputs, target_samples = target
             with optim_wrapper.optim_context(self):
-                pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples)
+                pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples,
+                                                                 shared)
+            del shared  # the target's raw features are not needed any more
             mixed = self._mix(batch['inputs'], batch['data_samples'], target_inputs,
                               pseudo_label, pseudo_weight)
             with optim_wrapper.optim_context(self):
@@ -170,12 +196,16 @@ class DACS(UDADecorator):
              target_data_samples: OptSampleList = None) -> Dict[str, torch.Tensor]:
         """The whole iteration's losses for one backward (DDP path)."""
         iteration = self._update_teacher()
-        losses = self._source_losses(inputs, data_samples)
+        batch = dict(inputs=inputs, data_samples=data_samples, target_inputs=target_inputs,
+                     target_data_samples=target_data_samples)
+        target = None if self.source_only else self._target(batch)
+        shared = self._shared_extraction(inputs, data_samples, target)
+        losses = self._source_losses(inputs, data_samples, shared)
         if not self.source_only:
-            batch = dict(inputs=inputs, data_samples=data_samples, target_inputs=target_inputs,
-                         target_data_samples=target_data_samples)
-            target_inputs, target_samples = self._target(batch)
-            pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples)
+            target_inputs, target_samples = target
+            pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples,
+                                                             shared)
+            del shared
             mixed = self._mix(inputs, data_samples, target_inputs, pseudo_label, pseudo_weight)
             losses.update(self._mixed_losses(mixed, target_samples, pseudo_weight))
             self._maybe_save_debug_images(iteration, batch, target_inputs, pseudo_label,
@@ -186,15 +216,38 @@ class DACS(UDADecorator):
     def _update_teacher(self) -> int:
         """EMA update of the teacher from the student; returns this iteration's index."""
         iteration = int(self.local_iter)
+        self._usages = []
         if self.teacher is not None:
             self.teacher.update(self.model, iteration)
         self.local_iter += 1
         return iteration
 
-    def _source_losses(self, inputs: torch.Tensor,
-                       data_samples: SampleList) -> Dict[str, torch.Tensor]:
+    def _shared_extraction(self, inputs: torch.Tensor, data_samples: SampleList,
+                           target: Optional[Tuple[torch.Tensor, SampleList]]
+                           ) -> Optional[SharedFeatures]:
+        """Raw features of the source passes and the teacher's target pass, one extraction.
+
+        None (each step extracts on its own) without a teacher or when the segmentor cannot
+        split its backbone. The target pass is the teacher's ``encode_decode`` pass: label-
+        free, on the target images padded to ``test_cfg.size_divisor``, global RNG.
+        """
+        if target is None or not getattr(self.model, 'splits_backbone', False):
+            return None
+        passes = self.model.training_passes(inputs, data_samples)
+        passes.append(dict(inputs=self.model.padded_for_backbone(target[0])))
+        raw = self.model.backbone.extract_raw(passes)
+        self._record_usage()
+        return SharedFeatures(source=raw[:-1], target=raw[-1])
+
+    def _source_losses(self, inputs: torch.Tensor, data_samples: SampleList,
+                       shared: Optional[SharedFeatures] = None) -> Dict[str, torch.Tensor]:
         """Supervised source loss of the student (IPKL if the segmentor enables it)."""
-        return self.model.loss(inputs, data_samples)
+        if shared is None:
+            losses = self.model.loss(inputs, data_samples)
+            self._record_usage()
+            return losses
+        feats = [tuple(self.model.backbone.decode_raw(raw)) for raw in shared.source]
+        return self.model.losses_from_feats(feats, data_samples)[0]
 
     @staticmethod
     def _target(batch: dict) -> Tuple[torch.Tensor, SampleList]:
@@ -206,11 +259,17 @@ class DACS(UDADecorator):
             samples = [SegDataSample() for _ in range(batch['target_inputs'].shape[0])]
         return batch['target_inputs'], samples
 
-    def _pseudo_label(self, target_inputs: torch.Tensor,
-                      target_samples: SampleList) -> Tuple[torch.Tensor, torch.Tensor]:
+    def _pseudo_label(self, target_inputs: torch.Tensor, target_samples: SampleList,
+                      shared: Optional[SharedFeatures] = None
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Teacher argmax labels (B, H, W) and the confidence weight (B, H, W)."""
-        metas = [sample.metainfo for sample in target_samples]
-        logits = self.teacher.predict_logits(self.model, target_inputs, metas)
+        if shared is None:
+            metas = [sample.metainfo for sample in target_samples]
+            logits = self.teacher.predict_logits(self.model, target_inputs, metas)
+            self._record_usage()
+        else:
+            logits = self.teacher.logits_from_raw(self.model, shared.target,
+                                                  tuple(target_inputs.shape[2:]))
         return confidence_pseudo_label(logits, self.pseudo_threshold,
                                        self.pseudo_weight_ignore_top,
                                        self.pseudo_weight_ignore_bottom)
@@ -257,10 +316,27 @@ class DACS(UDADecorator):
             samples.append(mixed_sample)
         losses, _ = self.model.decode_loss(self.model.extract_feat(mixed.images), samples,
                                            mixed.weights, 'decode')
+        self._record_usage()
         losses['pseudo_weight'] = pseudo_weight.mean().detach()
         return add_prefix(losses, 'mix')
 
     # ------------------------------------------------------------------ helpers
+    def _record_usage(self) -> None:
+        """Remember the backbone's ``last_usage`` (UNet work) of the extraction just made."""
+        usage = getattr(self.model.backbone, 'last_usage', None)
+        if usage is not None:
+            self._usages.append(usage)
+
+    @property
+    def last_usage(self):
+        """UNet calls and rows per call of the latest iteration (all its extractions), as
+        the backbone's ``last_usage`` type; None when the backbone does not report them."""
+        usages = self._usages
+        if not usages:
+            return None
+        return type(usages[0])(sum(u.calls for u in usages),
+                               tuple(r for u in usages for r in u.rows))
+
     def _backward(self, losses: Dict[str, torch.Tensor],
                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         loss, log_vars = self.parse_losses(losses)

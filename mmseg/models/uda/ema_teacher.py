@@ -158,6 +158,16 @@ class EMATeacher(nn.Module):
         """Teacher logits (B, C, H, W) at input resolution via ``encode_decode``."""
         return self.call(student, 'encode_decode', inputs, batch_img_metas, generator=generator)
 
+    @torch.no_grad()
+    def logits_from_raw(self, student: nn.Module, raw, size: Tuple[int, int]) -> Tensor:
+        """Teacher logits (B, C, *size) from raw backbone features of the target images.
+
+        Only the trainable part of the backbone runs (with the teacher's weights): the raw
+        features come from the frozen part, which the teacher shares with the student
+        (the segmentor's ``logits_from_raw``, equal to ``encode_decode`` on the images).
+        """
+        return self.call(student, 'logits_from_raw', raw, size)
+
 
 def confidence_pseudo_label(logits: Tensor,
                             threshold: float,

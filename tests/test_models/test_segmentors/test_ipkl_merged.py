@@ -26,9 +26,7 @@ def test_exp50_training_step_makes_34_calls_of_3_rows(tiny_sd_dir):
 
 
 def test_straightforward_path_keeps_the_release_separate_passes(tiny_sd_dir):
-    model = build_from_config(EXP50, tiny_sd_dir)
-    model.backbone.encoder.extractor.config = model.backbone.encoder.config.replace(
-        optimize=False)
+    model = build_from_config(EXP50, tiny_sd_dir, small=True, optimize=False)
     counter = UNetRows(unet_of(model))
     model.loss(*ipkl_batch(1, 1))
     counter.remove()
@@ -49,7 +47,7 @@ def _step(model, inputs, samples):
 
 @pytest.mark.parametrize('batch, k', [(1, 0), (1, 1), (2, 3)])
 def test_merged_step_equals_separate_passes(tiny_sd_dir, monkeypatch, batch, k):
-    model = build_from_config(EXP50, tiny_sd_dir, small=True)
+    model = build_from_config(EXP50, tiny_sd_dir, small=True, short=True)
     inputs, samples = ipkl_batch(batch, k)
     SeededTrajectories(model.backbone.encoder.extractor)
     counter = UNetRows(unet_of(model))
