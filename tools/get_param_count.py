@@ -107,7 +107,9 @@ def diff_rows(diff_config: Path, overrides: dict,
     widths = [
         'recorded feature channels (all saved steps): ' + ', '.join(
             f'stride {lv.stride}: {lv.channels:,} = {lv.num_steps} steps x '
-            f'{lv.channels // lv.num_steps:,}' for lv in extractor.levels),
+            f'{lv.channels // lv.num_steps:,}'
+            + ('' if lv.stride in encoder.recorded_strides else ' (hooked, not used)')
+            for lv in extractor.levels),
         'backbone outputs: ' + ', '.join(
             f'stride {s}: {c}' for s, c in zip(encoder.out_strides, encoder.out_channels))]
     return rows, widths
