@@ -178,3 +178,14 @@ def test_evaluation_only_choice_keeps_the_training_data():
     assert cfg.train_dataloader.dataset.target.data_root == 'data/synthetic/dark_zurich/'
     with pytest.raises(TargetDomainError, match='no uda_target_datasets'):
         load_config(syn_dacs, {'target_domains': ['acdc'], 'uda_target_datasets': None})
+
+
+def test_table_columns_add_subsets_after_their_domain():
+    from mmseg.engine.loops import format_domain_table, table_columns
+    metrics = {'cityscapes/mIoU': 1.0, 'acdc/mIoU': 2.0, 'acdc/fog/mIoU': 3.0,
+               'acdc/night/mIoU': 4.0, 'acdc/fog/IoU.road': 5.0, 'dark_zurich/mIoU': 6.0}
+    columns = table_columns(metrics, ['cityscapes', 'acdc', 'dark_zurich'])
+    assert columns == ['cityscapes', 'acdc', 'acdc/fog', 'acdc/night', 'dark_zurich']
+    table = format_domain_table(metrics, columns)
+    assert table.splitlines()[-1].split() == ['mIoU', '|', '1.00', '|', '2.00', '|', '3.00', '|',
+                                              '4.00', '|', '6.00']

@@ -166,9 +166,13 @@ class _MultiDomainMixin:
         self.current_domain = self.main_domain
         self.dataloader = self.dataloaders[self.main_domain]
         self.evaluator = self.evaluators[self.main_domain]
-        print_log(f'{stage} results per domain (%):\n'
-                  + format_domain_table(metrics, table_columns(metrics, self.domains)),
-                  logger='current', level=logging.INFO)
+        if metrics:
+            print_log(f'{stage} results per domain (%):\n'
+                      + format_domain_table(metrics, table_columns(metrics, self.domains)),
+                      logger='current', level=logging.INFO)
+        else:  # unlabelled splits (test-server submissions)
+            print_log(f'{stage}: no metrics (no labels in {", ".join(self.domains)})',
+                      logger='current', level=logging.INFO)
         self.last_metrics = dict(metrics)
         self.runner.call_hook(f'after_{stage}_epoch', metrics=metrics)
         self.runner.call_hook(f'after_{stage}')
