@@ -249,6 +249,8 @@ def convert_single_file(path: Path, out: Path, config_dir: Path, tokenizer_dir: 
     """
     from diffusers import DDIMScheduler
     from transformers import CLIPTokenizer
+    from transformers.utils import logging as transformers_logging
+    transformers_logging.disable_progress_bar()  # no 'Writing model shards' bar
     checkpoint = read_single_file(path)
     out.mkdir(parents=True, exist_ok=True)
     for name, convert in (('unet', convert_unet), ('vae', convert_vae),

@@ -80,6 +80,7 @@ class SegCheckpointHook(MMEngineCheckpointHook):
 
     def before_train(self, runner) -> None:
         """mmengine's ``before_train``, without the unused FileClient."""
+        self._check_selected_domain(runner)
         if self.file_client_args is not None:
             super().before_train(runner)
             return
@@ -88,3 +89,12 @@ class SegCheckpointHook(MMEngineCheckpointHook):
         if self.save_best is not None:
             runner.logger.info(f'Checkpoint selection: {self.selection} (best_*.pth is kept '
                                'besides the interval checkpoints)')
+
+    def _check_selected_domain(self, runner) -> None:
+        """A 'best' metric must name a validated domain (checked before training starts)."""
+        domains = list(getattr(getattr(runner, '_val_loop', None), 'domains', None) or [])
+        for key in (self.key_indicators if self.save_best is not None else []):
+            domain = key.split('/')[0] if '/' in key else None
+            if domains and domain is not None and domain not in domains:
+                raise ValueError(f'checkpoint selection best:{key}: validation has no domain '
+                                 f'{domain!r} (it validates {domains})')

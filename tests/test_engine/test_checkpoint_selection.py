@@ -51,6 +51,13 @@ def test_best_selection_keeps_the_best_checkpoint_by_the_named_metric(tmp_path):
     assert names == ['best_toy_mIoU_iter_2.pth', 'iter_3.pth']
 
 
+def test_best_selection_on_a_domain_not_validated_fails_before_training(tmp_path):
+    runner = _runner(tmp_path, 'best:acdc/mIoU')
+    with pytest.raises(ValueError, match="no domain 'acdc' \\(it validates \\['toy'\\]\\)"):
+        runner.train()
+    assert not list(tmp_path.glob('*.pth'))
+
+
 def test_last_selection_keeps_only_interval_checkpoints(tmp_path):
     _runner(tmp_path, 'last').train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['iter_3.pth']
