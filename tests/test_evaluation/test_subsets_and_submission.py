@@ -58,7 +58,8 @@ def test_subsets_equal_a_metric_over_each_subset_alone():
 
 def test_acdc_dataset_names_its_conditions(synthetic_data_root):
     root = synthetic_data_root / 'acdc'
-    both = ACDCDataset(data_root=str(root), data_prefix=dict(img_path='rgb_anon', seg_map_path='gt'),
+    both = ACDCDataset(data_root=str(root),
+                       data_prefix=dict(img_path='rgb_anon', seg_map_path='gt'),
                        sub_dirs=['night/val', 'fog/val'])
     assert both.metainfo['subsets'] == ('fog', 'night')
     test = ACDCDataset(data_root=str(root), data_prefix=dict(img_path='rgb_anon'),

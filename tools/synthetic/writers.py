@@ -190,7 +190,7 @@ def _polygons_json(scene, ids_shape) -> str:
 
 
 def write_cityscapes(root: Path, seed: int, counts: Dict[str, int], size: Size) -> None:
-    """leftImg8bit/<split>/<city>/*_leftImg8bit.png; gtFine polygons json and labelIds (not test)."""
+    """leftImg8bit/<split>/<city>/*_leftImg8bit.png; gtFine polygons json, labelIds (no test)."""
     cities = dict(train=('aachen', 'bochum', 'bremen'), val=('frankfurt', 'lindau', 'munster'),
                   test=('berlin', 'bielefeld', 'bonn'))
     source = SceneSource(seed, 'cityscapes', size, STYLES['cityscapes'], ego=True)
