@@ -5,6 +5,7 @@ replacing any diffusers forward: features are read with forward hooks that are r
 every UNet call.
 """
 import contextlib
+import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 DTYPES = dict(float32=torch.float32, float16=torch.float16, bfloat16=torch.bfloat16)
 # Keyword arguments of torch.compile for ``compile: true`` (default: inductor). Tests set
-# backend='aot_eager' to trace the same graphs without inductor's minutes-long C++ build.
+# backend='eager' to trace the same graphs without inductor's minutes-long C++ build.
 COMPILE_OPTIONS: Dict[str, Any] = {}
 
 
@@ -275,16 +276,12 @@ class DiffusionFeatureExtractor(nn.Module):
         unique: Dict[int, Tensor] = {}
         for trajectory in trajectories:
             unique.setdefault(id(trajectory.images), trajectory.images)
-        batch = list(unique.values())
-        with self.autocast(batch[0].device):
-            merged = self.vae.encode(batch[0] if len(batch) == 1 else torch.cat(batch))
-        merged = merged.latent_dist
+        with self.autocast(trajectories[0].images.device):
+            merged = self.vae.encode(_cat(list(unique.values()))).latent_dist
         if len(trajectories) == 1:
             return [merged]
-        starts, start = {}, 0
-        for key, images in unique.items():
-            starts[key] = start
-            start += images.shape[0]
+        sizes = [images.shape[0] for images in unique.values()]
+        starts = dict(zip(unique, itertools.accumulate(sizes, initial=0)))
         # Each slice is a distribution of its own, so each trajectory samples from it alone.
         return [type(merged)(merged.parameters[starts[id(t.images)]:
                                                starts[id(t.images)] + t.images.shape[0]])
