@@ -37,4 +37,5 @@ def main(argv: Optional[List[str]] = None) -> str:
 
 
 if __name__ == '__main__':
-    main()
+    from mmseg.apis.cli import run_cli
+    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2

@@ -176,6 +176,27 @@ def check_cfg_options(cfg: Mapping, options: Mapping[str, Any]) -> None:
             node = value
 
 
+def set_mappings_with_non_string_keys(cfg: Any, options: Mapping[str, Any]) -> Dict[str, Any]:
+    """Set the options whose value is a dict with non-string keys; return the others.
+
+    mmengine's ``merge_from_dict`` fails on such a dict (``label_prompts={99: 'x'}``); it is
+    set as given (replacing the old value), creating missing parent dicts.
+    """
+    rest = {}
+    for dotted, value in options.items():
+        if not (isinstance(value, Mapping) and any(not isinstance(k, str) for k in value)):
+            rest[dotted] = value
+            continue
+        *parents, last = dotted.split('.')
+        node = cfg
+        for key in parents:
+            if node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+        node[last] = dict(value)
+    return rest
+
+
 # --- error handling ---------------------------------------------------------------------
 
 def user_error_types() -> Tuple[type, ...]:

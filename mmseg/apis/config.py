@@ -27,8 +27,10 @@ def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = Non
         raise FileNotFoundError(f'config file not found: {path}')
     cfg = Config.fromfile(str(path))
     if cfg_options:  # an override key that nothing reads is an error (with the closest key)
-        from .cli import check_cfg_options
+        from .cli import check_cfg_options, set_mappings_with_non_string_keys
         check_cfg_options(cfg, cfg_options)
+        # e.g. label_prompts={99: '...'}: mmengine's merge fails on int keys; set as given
+        cfg_options = set_mappings_with_non_string_keys(cfg, cfg_options)
     # merges the overrides and resolves `target_domains` (the val/test domains, UDA target)
     cfg = apply_config_options(cfg, cfg_options)
     return apply_eval_batch_size(cfg)  # every val/test loader follows eval_batch_size
