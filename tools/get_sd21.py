@@ -249,8 +249,6 @@ def convert_single_file(path: Path, out: Path, config_dir: Path, tokenizer_dir: 
     """
     from diffusers import DDIMScheduler
     from transformers import CLIPTokenizer
-    from transformers.utils import logging as transformers_logging
-    transformers_logging.disable_progress_bar()  # no 'Writing model shards' bar
     checkpoint = read_single_file(path)
     out.mkdir(parents=True, exist_ok=True)
     for name, convert in (('unet', convert_unet), ('vae', convert_vae),
@@ -281,12 +279,17 @@ def _offline() -> bool:
     return os.environ.get('HF_HUB_OFFLINE', '0').lower() in ('1', 'true', 'yes', 'on')
 
 
-def download(repo: str, revision: Optional[str], patterns: Sequence[str], out: Path) -> Path:
-    """Fetch ``patterns`` of ``repo`` into ``out`` with ``huggingface_hub.snapshot_download``."""
+def require_online(repo: str) -> None:
+    """Fail at once, before any work, when huggingface_hub is in offline mode."""
     if _offline():
         raise GetSD21Error(
             f'cannot download {repo}: HF_HUB_OFFLINE is set (offline mode). Run this once '
             f'with network access, or convert a local single file with --from-single-file.')
+
+
+def download(repo: str, revision: Optional[str], patterns: Sequence[str], out: Path) -> Path:
+    """Fetch ``patterns`` of ``repo`` into ``out`` with ``huggingface_hub.snapshot_download``."""
+    require_online(repo)
     from huggingface_hub import snapshot_download
     try:
         snapshot_download(repo, revision=revision, local_dir=str(out),
@@ -530,6 +533,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
                 print(f'converting {path} (tokenizer from {tokenizer}) ...')
                 convert_single_file(path, scratch, Path(configs), tokenizer)
     else:
+        require_online(args.repo)
         print(f'downloading {args.repo} (revision {args.revision or "main"}; an unofficial '
               'mirror: the official stabilityai repository was withdrawn) ...')
 
@@ -544,6 +548,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Command line entry point; a set-up problem exits with its message (status 1)."""
     args = parse_args(argv)
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+    for library in (diffusers_logging, transformers_logging):
+        library.disable_progress_bar()  # no per-component loading/saving bars
     try:
         run(args)
     except GetSD21Error as error:
