@@ -345,3 +345,43 @@ def test_single_file_of_another_architecture_is_rejected(tiny_sd_dir, tmp_path,
     with pytest.raises(get_sd21.GetSD21Error, match='other shapes than the configured'):
         get_sd21.convert_single_file(single, tmp_path / 'out', sd21_configs,
                                      tiny_sd_dir / 'tokenizer')
+
+
+def _fake_snapshot_download(source: Path, calls: list):
+    """Stands in for huggingface_hub.snapshot_download: copies ``source`` into local_dir."""
+    def fake(repo_id, revision=None, local_dir=None, allow_patterns=None, **kwargs):
+        calls.append(dict(repo_id=repo_id, revision=revision, allow_patterns=allow_patterns))
+        shutil.copytree(source, local_dir, dirs_exist_ok=True)
+        (Path(local_dir) / '.cache' / 'huggingface').mkdir(parents=True)
+        return local_dir
+    return fake
+
+
+def test_mirror_download_is_verified_then_renamed_into_place(tiny_sd_dir, tmp_path,
+                                                             monkeypatch, capsys):
+    import huggingface_hub
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    calls = []
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download',
+                        _fake_snapshot_download(tiny_sd_dir, calls))
+    target = tmp_path / 'models' / 'sd'
+    assert get_sd21.main(['--repo', 'someone/mirror', '--revision', 'abc123', '--out',
+                          str(target), '--expect', 'any']) == 0
+    assert calls == [dict(repo_id='someone/mirror', revision='abc123',
+                          allow_patterns=list(get_sd21.MIRROR_FILES))]
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        p.name for p in tiny_sd_dir.iterdir())  # no .cache, nothing else
+    assert sorted(p.name for p in target.parent.iterdir()) == ['sd']  # no temp folder left
+    assert 'fingerprint' in capsys.readouterr().out
+
+
+def test_mirror_of_another_architecture_leaves_nothing(tiny_sd_dir, tmp_path, monkeypatch,
+                                                      capsys):
+    import huggingface_hub
+    monkeypatch.delenv('HF_HUB_OFFLINE', raising=False)
+    monkeypatch.setattr(huggingface_hub, 'snapshot_download',
+                        _fake_snapshot_download(tiny_sd_dir, []))
+    target = tmp_path / 'sd'
+    assert get_sd21.main(['--out', str(target)]) == 1  # expects SD 2.1: the tiny model fails
+    assert 'is not Stable Diffusion 2.1' in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
