@@ -62,3 +62,9 @@ def test_merged_step_equals_separate_passes(tiny_sd_dir, monkeypatch, batch, k):
     for name, value in merged[0].items():
         assert_close_to_magnitude(value, separate[0][name], name)
     assert_same_gradients(merged[1], separate[1])
+
+
+def test_backbone_passes_are_checked(tiny_sd_dir):
+    model = build_from_config(EXP50, tiny_sd_dir, small=True, short=True)
+    with pytest.raises(ValueError, match=r"pass 0 must be a mapping with inputs.*\['images'\]"):
+        model.backbone.forward_trajectories([dict(images=torch.zeros(1, 3, 64, 64))])
