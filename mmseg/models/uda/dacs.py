@@ -171,13 +171,16 @@ class DACS(UDADecorator):
         with optim_wrapper.optim_context(self):
             shared = self._shared_extraction(batch['inputs'], batch['data_samples'], target)
             source_losses = self._source_losses(batch['inputs'], batch['data_samples'], shared)
+        # Only the target's raw features are kept: the source's go with the source graph.
+        target_raw = None if shared is None else shared.target
+        del shared
         log_vars = self._backward(source_losses, optim_wrapper)
         if not self.source_only:
             target_inputs, target_samples = target
             with optim_wrapper.optim_context(self):
                 pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples,
-                                                                 shared)
-            del shared  # the target's raw features are not needed any more
+                                                                 target_raw)
+            del target_raw
             mixed = self._mix(batch['inputs'], batch['data_samples'], target_inputs,
                               pseudo_label, pseudo_weight)
             with optim_wrapper.optim_context(self):
@@ -203,8 +206,8 @@ class DACS(UDADecorator):
         losses = self._source_losses(inputs, data_samples, shared)
         if not self.source_only:
             target_inputs, target_samples = target
-            pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples,
-                                                             shared)
+            pseudo_label, pseudo_weight = self._pseudo_label(
+                target_inputs, target_samples, None if shared is None else shared.target)
             del shared
             mixed = self._mix(inputs, data_samples, target_inputs, pseudo_label, pseudo_weight)
             losses.update(self._mixed_losses(mixed, target_samples, pseudo_weight))
@@ -260,15 +263,18 @@ class DACS(UDADecorator):
         return batch['target_inputs'], samples
 
     def _pseudo_label(self, target_inputs: torch.Tensor, target_samples: SampleList,
-                      shared: Optional[SharedFeatures] = None
-                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Teacher argmax labels (B, H, W) and the confidence weight (B, H, W)."""
-        if shared is None:
+                      target_raw: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher argmax labels (B, H, W) and the confidence weight (B, H, W).
+
+        ``target_raw``: the raw backbone features of the target from the shared extraction
+        (the teacher then runs only the trainable part); None: the teacher's own pass.
+        """
+        if target_raw is None:
             metas = [sample.metainfo for sample in target_samples]
             logits = self.teacher.predict_logits(self.model, target_inputs, metas)
             self._record_usage()
         else:
-            logits = self.teacher.logits_from_raw(self.model, shared.target,
+            logits = self.teacher.logits_from_raw(self.model, target_raw,
                                                   tuple(target_inputs.shape[2:]))
         return confidence_pseudo_label(logits, self.pseudo_threshold,
                                        self.pseudo_weight_ignore_top,
