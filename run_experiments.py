@@ -138,6 +138,8 @@ def print_summary(results: Dict[str, Dict[str, float]], work_dirs: Dict[str, str
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     """Run (or with --dry-run only write) the experiment; return metrics per run name."""
     args = parse_args(argv)
+    if args.verbose:  # also the libraries' INFO messages (e.g. the DIFF backbone's config)
+        logging.getLogger().setLevel(logging.INFO)
     exp_id, exp = experiment_for(args)
     configs = expand(exp_id, exp, time.strftime('%y%m%d_%H%M'), git_revision(ROOT),
                      debug=args.debug, nonce=uuid.uuid4().hex, seeds=args.seeds,
@@ -174,7 +176,11 @@ def print_seed_summary(work_dirs: List[Path]) -> None:
 
 
 if __name__ == '__main__':
-    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    # Progress of this script and of its set-up steps on the console; library loggers (e.g. the
+    # DIFF backbone's config dump) only from WARNING on (mmengine logs the run itself).
+    logging.basicConfig(level=logging.WARNING, format='%(message)s')
+    for name in ('run_experiments', 'tools.make_tiny_sd', 'tools.make_synthetic_data'):
+        logging.getLogger(name).setLevel(logging.INFO)
     from mmseg.apis.cli import run_cli
     # a missing or bad input (MissingInputError, ...): one line `error: ...`, exit status 2
     sys.exit(0 if run_cli(main, extra_errors=(TargetDomainError, )) is not None else 1)
