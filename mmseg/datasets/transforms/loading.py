@@ -44,12 +44,17 @@ def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
     """Raise ``ValueError`` naming both files when the label's size differs from the image's.
 
     A label of another size would otherwise be stretched to the image by the resize
-    transforms without a word. Only checked when the image was loaded first (``img``).
+    transforms without a word. Only checked when the image was loaded first (``img``); the
+    image's size as loaded (``ori_shape``) counts, since the evaluation pipelines resize the
+    image before loading its full-resolution label.
     """
     img = results.get('img')
-    if img is None or tuple(img.shape[:2]) == tuple(label.shape[:2]):
+    if img is None:
         return
-    (ih, iw), (lh, lw) = img.shape[:2], label.shape[:2]
+    ih, iw = results.get('ori_shape', img.shape[:2])[:2]
+    if (ih, iw) == tuple(label.shape[:2]):
+        return
+    lh, lw = label.shape[:2]
     raise ValueError(f'Label file {path} is {lw}x{lh} (width x height) but its image '
                      f'{results.get("img_path")} is {iw}x{ih}: a label must have the size of '
                      'its image (wrong file pairing, or a label resized by mistake).')
