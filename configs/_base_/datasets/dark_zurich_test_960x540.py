@@ -1,0 +1,8 @@
+# Dark Zurich test (151 night images, labels withheld) at 960x540,
+# for a test-server submission: the dataloader, and the SubmissionWriter that writes the
+# server's layout and zip to out_dir (no metric; mmseg/evaluation/submission.py). The dataset
+# is defined once in dg_val_domains.py (domain_test_datasets). A config with target_domains
+# gets the same from `tools/test.py CONFIG CKPT --format-only --out DIR --domains dark_zurich`.
+_base_ = ['./dg_val_domains.py']
+test_dataloader = dict(_base_.val_loader, dataset=_base_.domain_test_datasets.dark_zurich)
+test_evaluator = dict(type='SubmissionWriter', benchmark='dark_zurich', out_dir='submissions')
