@@ -72,3 +72,46 @@ def test_weights_of_another_shape_are_an_error(tiny_mit_dir, tmp_path):
 def test_bad_normalisation_values_are_an_error(tiny_mit_dir):
     with pytest.raises(ValueError, match='mean and std'):
         MiT(str(tiny_mit_dir), mean=[0.5, 0.5], std=[1, 1, 1])
+
+
+# transformers 5 renamed SegFormer's weights; nvidia/mit-b5 (an image classifier saved by
+# transformers 4) holds the old names under `segformer.`. New name -> old name, in order.
+_OLD_NAMES = [
+    (r'^stages\.(\d+)\.patch_embeddings\.', r'encoder.patch_embeddings.\1.'),
+    (r'^stages\.(\d+)\.blocks\.', r'encoder.block.\1.'),
+    (r'^stages\.(\d+)\.layer_norm\.', r'encoder.layer_norm.\1.'),
+    (r'attention\.q_proj', 'attention.self.query'),
+    (r'attention\.k_proj', 'attention.self.key'),
+    (r'attention\.v_proj', 'attention.self.value'),
+    (r'attention\.sequence_reduction\.sequence_reduction', 'attention.self.sr'),
+    (r'attention\.sequence_reduction\.layer_norm', 'attention.self.layer_norm'),
+    (r'attention\.o_proj', 'attention.output.dense'),
+    (r'mlp\.fc1', 'mlp.dense1'), (r'mlp\.fc2', 'mlp.dense2'),
+    (r'layernorm_before', 'layer_norm_1'), (r'layernorm_after', 'layer_norm_2'),
+]
+
+
+def test_loads_the_transformers4_layout_of_nvidia_mit_b5(tiny_mit_dir, tmp_path):
+    """A classifier checkpoint with the old key names (as nvidia/mit-b5 ships) loads fully."""
+    import re
+
+    from safetensors.torch import load_file, save_file
+    [weights] = tiny_mit_dir.glob('*.safetensors')
+    state = load_file(str(weights))
+    old = {}
+    for name, tensor in state.items():
+        if name.startswith('segformer.'):
+            inner = name[len('segformer.'):]
+            for pattern, replacement in _OLD_NAMES:
+                inner = re.sub(pattern, replacement, inner)
+            name = 'segformer.' + inner
+        old[name] = tensor.contiguous()
+    assert 'segformer.encoder.block.0.0.attention.self.query.weight' in old
+    folder = tmp_path / 'mit-b5-old'
+    folder.mkdir()
+    (folder / 'config.json').write_bytes((tiny_mit_dir / 'config.json').read_bytes())
+    save_file(old, str(folder / 'model.safetensors'), metadata={'format': 'pt'})
+    new = MiT(str(tiny_mit_dir), **IMAGENET).encoder.state_dict()
+    loaded = MiT(str(folder), **IMAGENET).encoder.state_dict()
+    assert loaded.keys() == new.keys()
+    assert all(torch.equal(loaded[k], new[k]) for k in new)
