@@ -203,12 +203,14 @@ def user_error_types() -> Tuple[type, ...]:
     """Exceptions that mean bad or missing input, reported in one line by :func:`run_cli`."""
     from mmseg.engine.checkpoint import (CheckpointMismatchError, NonFiniteWeightsError,
                                          NotACheckpointError, OtherStableDiffusionError)
+    from mmseg.datasets.transforms.loading import BadInputFileError
     from mmseg.engine.guards import NonFiniteLossError
     from mmseg.models.backbones.diff.config import ConfigError
     from mmseg.utils import DiskFullError
     return (FileNotFoundError, NotADirectoryError, PermissionError, DiskFullError, ConfigError,
             UnknownConfigKeyError, CheckpointMismatchError, NotACheckpointError,
-            NonFiniteWeightsError, OtherStableDiffusionError, NonFiniteLossError)
+            NonFiniteWeightsError, OtherStableDiffusionError, NonFiniteLossError,
+            BadInputFileError)
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], Any],

@@ -15,12 +15,17 @@ from PIL import Image, UnidentifiedImageError
 from mmseg.registry import TRANSFORMS
 from mmseg.utils import IGNORE_INDEX, NUM_CLASSES
 
+
+class BadInputFileError(ValueError):
+    """An image or label file of the dataset is not what the pipeline expects."""
+
+
 # Converted labels hold the 19 train ids and the ignore value, nothing else.
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
 def check_label_values(label: np.ndarray, path: str) -> None:
-    """Raise ``ValueError`` naming ``path`` if ``label`` holds a value outside {0..18, 255}.
+    """Raise :class:`BadInputFileError` naming ``path`` for a value outside {0..18, 255}.
 
     Args:
         label: The label map as read from disk.
@@ -34,14 +39,14 @@ def check_label_values(label: np.ndarray, path: str) -> None:
     bad = sorted(int(v) for v in present if int(v) not in VALID_LABELS)
     if bad:
         shown = ', '.join(map(str, bad[:10])) + (' ...' if len(bad) > 10 else '')
-        raise ValueError(
+        raise BadInputFileError(
             f'Label file {path} holds values {{{shown}}} outside {{0..{NUM_CLASSES - 1}, '
             f'{IGNORE_INDEX}}}: expected a converted train-id label (e.g. *_labelTrainIds.png '
             f'written by tools/convert_datasets/<dataset>.py), not raw ids or colours.')
 
 
 def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
-    """Raise ``ValueError`` naming both files when the label's size differs from the image's.
+    """Raise :class:`BadInputFileError` naming both files when the label's size differs from the image's.
 
     A label of another size would otherwise be stretched to the image by the resize
     transforms without a word. Only checked when the image was loaded first (``img``); the
@@ -55,7 +60,7 @@ def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
     if (ih, iw) == tuple(label.shape[:2]):
         return
     lh, lw = label.shape[:2]
-    raise ValueError(f'Label file {path} is {lw}x{lh} (width x height) but its image '
+    raise BadInputFileError(f'Label file {path} is {lw}x{lh} (width x height) but its image '
                      f'{results.get("img_path")} is {iw}x{ih}: a label must have the size of '
                      'its image (wrong file pairing, or a label resized by mistake).')
 
@@ -72,7 +77,7 @@ def read_label(path: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if img.mode not in ('L', 'P', 'I', 'I;16', 'I;16B', 'I;16L'):
-                raise ValueError(
+                raise BadInputFileError(
                     f'Label file {path} has image mode {img.mode!r}: expected a '
                     'single-channel train-id PNG (mode L or P), not a colour-coded label.')
             return np.array(img)
@@ -126,7 +131,7 @@ class LoadAnnotations(BaseTransform):
                            'seg_map_path; this dataset was built without labels.')
         label = read_label(str(path))
         if label.ndim != 2:
-            raise ValueError(f'Label file {path} has shape {label.shape}: expected (H, W).')
+            raise BadInputFileError(f'Label file {path} has shape {label.shape}: expected (H, W).')
         if self.check_size:
             check_same_size(results, label, str(path))
         if self.check_values:
