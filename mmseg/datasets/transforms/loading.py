@@ -46,7 +46,7 @@ def check_label_values(label: np.ndarray, path: str) -> None:
 
 
 def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
-    """Raise :class:`BadInputFileError` naming both files when the label's size differs from the image's.
+    """Raise :class:`BadInputFileError` naming both files if label and image sizes differ.
 
     A label of another size would otherwise be stretched to the image by the resize
     transforms without a word. Only checked when the image was loaded first (``img``); the
