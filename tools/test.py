@@ -30,10 +30,12 @@ from mmengine.dist import is_main_process  # noqa: E402
 
 from mmseg.apis import (build_runner, check_data, default_work_dir, load_config,  # noqa: E402
                         load_weights, segmentor_config, unique_experiment_name)
+from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
 from mmseg.apis.eval_batch import apply_eval_batch_size  # noqa: E402
 from mmseg.engine import (cpu_ddp_needed, cpu_model_wrapper_cfg,  # noqa: E402
                           init_cpu_process_group)
-from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
+from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,  # noqa: E402
+                                     load_checkpoint_safe)
 from mmseg.utils import atomic_write_text  # noqa: E402
 
 EVALUATORS = {
@@ -162,8 +164,9 @@ def configure_prediction_writer(cfg, show_dir: Optional[str], raw_dir: Optional[
 def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     """Evaluate; return the metrics and write them to ``<work_dir>/test_metrics.json``."""
     args = parse_args(argv)
-    if not Path(args.checkpoint).is_file():
-        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint}')
+    # a missing, corrupt or diverged checkpoint fails before the (slow) model build
+    check_finite_weights(extract_state_dict(load_checkpoint_safe(args.checkpoint)),
+                         args.checkpoint)
     cfg = configure(load_config(args.config, config_options(args)), args)
     check_data(cfg, stages=('test', ))
     own_group = cpu_ddp_needed(cfg.launcher) and not dist.is_initialized()

@@ -109,8 +109,9 @@ def init_model(config: Union[str, os.PathLike, Config],
     Returns:
         nn.Module: the segmentor, with ``cfg`` attached.
     """
-    if checkpoint is not None and not Path(checkpoint).is_file():  # before the slow build
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+    if checkpoint is not None:  # a missing, corrupt or diverged file: before the slow build
+        check_finite_weights(extract_state_dict(load_checkpoint_safe(checkpoint)),
+                             str(checkpoint))
     cfg = load_config(config, cfg_options) if not isinstance(config, Config) else config
     if cfg_options and isinstance(config, Config):
         cfg.merge_from_dict(cfg_options)
