@@ -42,12 +42,14 @@ def _redirect(node, synthetic: Path):
             _redirect(value, synthetic)
 
 
-def _build_model(cfg, tiny_sd_dir):
+def _build_model(cfg, tiny_sd_dir, tiny_mit_b5_dir):
     model_cfg = copy.deepcopy(cfg.model)
     for node in _dicts(model_cfg):
         if node.get('type') == 'DIFF':
             node['overrides'] = dict(node.get('overrides') or {}, model_id=str(tiny_sd_dir),
                                      **SHORT)
+        if node.get('type') in ('MiT', 'MixVisionTransformer'):
+            node['pretrained'] = str(tiny_mit_b5_dir)
     key = repr(model_cfg)
     if key not in _built_models:
         _built_models[key] = MODELS.build(model_cfg)
@@ -72,12 +74,20 @@ def _check_types(cfg):
             assert any(r.get(name) is not None for r in _REGISTRIES), f'unregistered {name}'
 
 
+@pytest.fixture(scope='module')
+def tiny_mit_b5_dir(tmp_path_factory):
+    """A one-block-per-stage MiT at B5's widths (the MiT baseline's head widths)."""
+    from tools.make_tiny_mit import make_tiny_mit
+    return make_tiny_mit(tmp_path_factory.mktemp('mit') / 'mit-b5-widths',
+                         hidden_sizes=[64, 128, 320, 512])
+
+
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(REPO / 'configs')))
-def test_config_loads_and_builds(path, tiny_sd_dir, synthetic_data_root):
+def test_config_loads_and_builds(path, tiny_sd_dir, synthetic_data_root, tiny_mit_b5_dir):
     cfg = Config.fromfile(str(path))
     _check_types(cfg)
     if 'model' in cfg:
-        model = _build_model(cfg, tiny_sd_dir)
+        model = _build_model(cfg, tiny_sd_dir, tiny_mit_b5_dir)
         assert any(p.requires_grad for p in model.parameters())
         if 'optim_wrapper' in cfg:
             ctor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(

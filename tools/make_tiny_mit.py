@@ -34,8 +34,15 @@ def is_complete(folder: Path) -> bool:
     return (Path(folder) / 'config.json').is_file() and any(Path(folder).glob('*.safetensors'))
 
 
-def make_tiny_mit(out_dir: Path, seed: int = 0) -> Path:
+def make_tiny_mit(out_dir: Path, seed: int = 0,
+                  hidden_sizes: Optional[Sequence[int]] = None) -> Path:
     """Write the tiny MiT classifier folder to ``out_dir`` (idempotent, atomic).
+
+    Args:
+        out_dir: Target folder. If it already holds a complete model it is returned untouched.
+        seed: Seed of the random weights.
+        hidden_sizes: Stage widths instead of the tiny ones (e.g. B5's 64, 128, 320, 512, to
+            build a config at its real head widths); each must divide by its head count.
 
     Raises:
         FileExistsError: ``out_dir`` exists, is not empty and is not a complete model.
@@ -53,7 +60,9 @@ def make_tiny_mit(out_dir: Path, seed: int = 0) -> Path:
         os.chmod(scratch, 0o755)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            SegformerForImageClassification(SegformerConfig(**TINY_MIT)).save_pretrained(scratch)
+            settings = dict(TINY_MIT, **({'hidden_sizes': list(hidden_sizes)}
+                                         if hidden_sizes is not None else {}))
+            SegformerForImageClassification(SegformerConfig(**settings)).save_pretrained(scratch)
         if out_dir.exists():
             out_dir.rmdir()
         os.replace(scratch, out_dir)
