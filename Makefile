@@ -6,7 +6,12 @@ PYTHON := $(ENV_DIR)/bin/python
 STAMP := $(ENV_DIR)/.diff-requirements.sha256
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 
-.PHONY: setup demo test
+# GPU check: the system python3 with its own CUDA torch (no venv, no package index); missing
+# small packages come from the wheels that `make gpu-wheels` downloads (run where PyPI is).
+GPU_PYTHON ?= python3
+GPU_WHEELS ?= .gpu-wheels
+
+.PHONY: setup demo test gpu-check gpu-wheels
 
 setup:
 	@if [ ! -x "$(PYTHON)" ]; then \
@@ -24,3 +29,9 @@ demo: setup
 
 test: setup
 	$(OFFLINE) "$(PYTHON)" -m pytest -q
+
+gpu-check:
+	$(OFFLINE) $(GPU_PYTHON) tools/gpu_check.py --wheels $(GPU_WHEELS)
+
+gpu-wheels:
+	python3 tools/gpu_check.py --download $(GPU_WHEELS)

@@ -222,11 +222,11 @@ def synthetic_batch(batch: int, height: int, width: int, classes: Sequence[int],
     return dict(inputs=inputs, data_samples=samples)
 
 
-def sd21_components():
-    """The SD 2.1 architecture with seeded random weights, built in memory."""
+def sd21_components(device: torch.device):
+    """The SD 2.1 architecture with seeded random weights, built in memory on ``device``."""
     from mmseg.models.backbones.diff.architectures import SD21, build_random_components
     logger.info('Building the SD 2.1 architecture with random weights (a minute on a CPU)')
-    return build_random_components(SD21, seed=0)
+    return build_random_components(SD21, seed=0, device=device)
 
 
 # ------------------------------------------------------------------------------- the phases
@@ -463,7 +463,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         from tools.make_tiny_sd import make_tiny_sd
         model_id, components = str(make_tiny_sd(args.tiny_dir, seed=0)), None
     else:
-        model_id, components = 'random SD 2.1 architecture (in memory)', sd21_components()
+        model_id, components = 'random SD 2.1 architecture (in memory)', sd21_components(device)
 
     def cfg_for(optimize: bool):
         return load_exp_config(args.config, model_id, dict(overrides, optimize=optimize),
