@@ -17,6 +17,9 @@ EXP50 = f'{CONFIGS}/diff-daformer_sd21_srconly-40k_gta2cs-512x512.py'
 EXP51 = f'{CONFIGS}/diff-daformer_sd21_srconly-40k_gta2five-512x512.py'
 DEMO = f'{CONFIGS}/diff-daformer_tiny_srconly_syn-demo.py'
 DACS = f'{CONFIGS}/diff-daformer_sd21_dacs-40k_gta2{{}}-512x512.py'
+# Run names of exp 60-62 under --target name the chosen target (`--exp 60 --target acdc` is
+# named like exp 61).
+DACS_STEM = 'diff-daformer_sd21_dacs-40k_gta2{target}-512x512'
 SYN_DACS = f'{CONFIGS}/diff-daformer_tiny_dacs_syn2night.py'
 SYN_SRC = f'{CONFIGS}/diff-daformer_tiny_srconly_syn2night.py'
 # Ablations of exp 51 (the release's commented-out alternatives and two switches).
@@ -58,6 +61,9 @@ class Experiment:
         seeds: Seeds, one run per seed (and variant).
         setup: Named preparation steps run_experiments performs first
             (``tiny_sd``, ``synthetic_data``).
+        target_stem: Run-name stem under ``--target``, ``{target}`` replaced by the
+            target's abbreviation (DACS: ``..._gta2{target}-...``); empty: the stem plus
+            ``_to-<targets>``.
     """
     description: str
     base: str
@@ -65,6 +71,7 @@ class Experiment:
     variants: Tuple[Mapping[str, Any], ...] = ({}, )
     seeds: Tuple[int, ...] = (0, )
     setup: Tuple[str, ...] = ()
+    target_stem: str = ''
 
     @property
     def name_stem(self) -> str:
@@ -79,9 +86,10 @@ EXPERIMENTS: Dict[int, Experiment] = {
                    EXP50, stem=RELEASE_STEM),
     51: Experiment('exp 50 evaluated on Cityscapes, ACDC, Dark Zurich, BDD100K and Mapillary',
                    EXP51, stem=RELEASE_STEM.replace('2cs', '2five')),
-    60: Experiment('DACS GTA->Cityscapes with DIFF', DACS.format('cs')),
-    61: Experiment('DACS GTA->ACDC with DIFF', DACS.format('acdc')),
-    62: Experiment('DACS GTA->Dark Zurich with DIFF', DACS.format('dzur')),
+    60: Experiment('DACS GTA->Cityscapes with DIFF', DACS.format('cs'), target_stem=DACS_STEM),
+    61: Experiment('DACS GTA->ACDC with DIFF', DACS.format('acdc'), target_stem=DACS_STEM),
+    62: Experiment('DACS GTA->Dark Zurich with DIFF', DACS.format('dzur'),
+                   target_stem=DACS_STEM),
     70: Experiment('synthetic DACS (day source -> night target), tiny model', SYN_DACS,
                    seeds=(0, 1), setup=('tiny_sd', 'synthetic_data')),
     71: Experiment('source-only baseline of exp 70 (same length)', SYN_SRC, seeds=(0, 1),
@@ -187,9 +195,11 @@ def expand(exp_id: Union[int, str], exp: Experiment, timestamp: str, git_rev: st
     for variant in exp.variants:
         slug = variant_slug(variant)
         for targets in (target_runs if target_runs is not None else [None]):
-            to = target_slug(targets) if targets else ''
+            stem, to = exp.name_stem, target_slug(targets) if targets else ''
+            if targets and exp.target_stem:
+                stem, to = exp.target_stem.format(target=to[len('to-'):]), ''
             for seed in seeds:
-                core = '_'.join(p for p in (exp.name_stem, slug, to, f's{seed}') if p)
+                core = '_'.join(p for p in (stem, slug, to, f's{seed}') if p)
                 tag = uuid.uuid5(uuid.NAMESPACE_URL,
                                  f'diff/{exp_id}/{timestamp}/{core}/{nonce}').hex[:5]
                 name = f'{timestamp}_{core}_{tag}'
