@@ -131,6 +131,7 @@ def assert_close_to_magnitude(actual: torch.Tensor, expected: torch.Tensor, name
                               relative: float = 1e-5, floor: float = 0.0) -> None:
     """Equal to float32 tolerance: ``relative`` of the tensor's largest magnitude (at least
     ``floor``, for tensors that are zero up to rounding, e.g. a bias before a GroupNorm)."""
+    actual, expected = actual.detach(), expected.detach()
     scale = max(float(expected.abs().max()) if expected.numel() else 0.0, floor)
     torch.testing.assert_close(actual, expected, rtol=1e-4, atol=relative * scale + 1e-12,
                                msg=lambda m: f'{name}: {m}')
