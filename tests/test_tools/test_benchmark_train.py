@@ -3,6 +3,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from mmseg.models.backbones.diff import DIFFConfig
 from tools import benchmark_train
@@ -60,3 +61,21 @@ def test_unet_calls_per_iteration_at_the_released_timesteps(result, repo_root):
     # Evaluation: duplicate unconditional/conditional rows evaluated once in the optimised path.
     assert fast['eval']['rows_per_call'] == {'1': useful}
     assert slow['eval']['rows_per_call'] == {'2': released}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the branch without CUDA')
+def test_gpu_check_without_cuda_says_so_and_exits_0(capsys, tmp_path):
+    from tools import gpu_check
+    assert gpu_check.main(['--out', str(tmp_path / 'gpu-check')]) == 0
+    assert 'no CUDA GPU' in capsys.readouterr().out
+    assert not (tmp_path / 'gpu-check').exists()
+
+
+def test_gpu_check_finds_wheels_by_distribution_name(tmp_path):
+    from tools import gpu_check
+    for name in ('mmcv_lite-2.1.0-py2.py3-none-any.whl', 'markdown_it_py-4.3.0-py3-none-any.whl'):
+        (tmp_path / name).touch()
+    assert gpu_check._wheel_for(tmp_path, 'mmcv-lite').name.startswith('mmcv_lite-2.1.0')
+    assert gpu_check._wheel_for(tmp_path, 'markdown-it-py').name.startswith('markdown_it_py')
+    assert gpu_check._wheel_for(tmp_path, 'mmengine') is None
+    assert gpu_check.pinned_versions()['diffusers'] == '0.42.1'
