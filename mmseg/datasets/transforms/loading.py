@@ -61,8 +61,9 @@ def check_same_size(results: Dict, label: np.ndarray, path: str) -> None:
         return
     lh, lw = label.shape[:2]
     raise BadInputFileError(f'Label file {path} is {lw}x{lh} (width x height) but its image '
-                     f'{results.get("img_path")} is {iw}x{ih}: a label must have the size of '
-                     'its image (wrong file pairing, or a label resized by mistake).')
+                            f'{results.get("img_path")} is {iw}x{ih}: a label must have the '
+                            'size of its image (wrong file pairing, or a label resized by '
+                            'mistake).')
 
 
 def read_label(path: str) -> np.ndarray:
