@@ -65,11 +65,28 @@ IGNORE_INDEX = 255
 
 # --------------------------------------------------------------------------- measuring helpers
 class UNetCallCounter:
-    """Counts UNet calls and their batch rows with a forward pre-hook (independent of DIFF)."""
+    """Counts UNet calls and their batch rows, independently of the backbone's ``last_usage``.
 
-    def __init__(self, unet: torch.nn.Module):
+    Eager: a forward pre-hook on the UNet. Compiled (DIFF ``compile: true``): the UNet runs
+    inside a ``torch.compile`` graph, where a hook would be traced (and would specialise the
+    dynamic row count), so the extractor's compiled-call entry point is wrapped instead, outside
+    the graph.
+    """
+
+    def __init__(self, extractor: torch.nn.Module):
         self.rows: List[int] = []
-        self._handle = unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+        if extractor.config.compile:
+            original = extractor._compiled_unet_call
+
+            def counted(inputs, *args, **kwargs):
+                self.rows.append(int(inputs.shape[0]))
+                return original(inputs, *args, **kwargs)
+
+            extractor._compiled_unet_call = counted
+            self.remove = lambda: delattr(extractor, '_compiled_unet_call')
+        else:
+            handle = extractor.unet.register_forward_pre_hook(self._hook, with_kwargs=True)
+            self.remove = handle.remove
 
     def _hook(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         sample = args[0] if args else kwargs['sample']
@@ -80,9 +97,6 @@ class UNetCallCounter:
         """Yields the list that receives the rows of every UNet call inside the block."""
         self.rows = []
         yield self.rows
-
-    def remove(self) -> None:
-        self._handle.remove()
 
 
 class PeakMemory:
@@ -337,7 +351,7 @@ def benchmark_path(path: str, cfg_for, components, args, device: torch.device,
     cfg = cfg_for(optimize=path == 'optimized')
     model = build_segmentor(cfg, components).to(device)
     optim_wrapper = build_optim_wrapper(cfg, model)
-    counter = UNetCallCounter(model.backbone.encoder.extractor.unet)
+    counter = UNetCallCounter(model.backbone.encoder.extractor)
     classes = prompted_classes(model, args.prompted)
     try:
         train = run_training(model, optim_wrapper, args, device, counter, classes)
