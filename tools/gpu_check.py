@@ -4,7 +4,8 @@ On a machine without a CUDA GPU (or whose ``python3`` has no torch) it says so a
 On a CUDA machine it uses the Python it runs under (the system's, with its own torch; no
 virtual environment, no package index): packages the project needs that this Python lacks are
 installed from wheel files in ``--wheels`` (filled beforehand by ``make gpu-wheels`` on a
-machine with PyPI) into ``<out>/site``, never into the system. Then, within ``--budget``
+machine with PyPI) by unpacking them into ``<out>/site`` (no pip needed), never into the
+system. Then, within ``--budget``
 seconds:
 
 1. ``pytest -m gpu`` over the test files that hold GPU-marked tests;
@@ -28,6 +29,7 @@ import re
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -111,12 +113,14 @@ def install_missing(folder: Path, site: Path) -> List[str]:
     if absent:
         print(f'gpu-check: no wheel in {folder} for {absent} (run `make gpu-wheels` on a machine '
               'with PyPI and carry the folder); trying without them')
-    files = [str(w) for w in wheels.values() if w is not None]
-    if files:
-        site.mkdir(parents=True, exist_ok=True)
-        subprocess.check_call([sys.executable, '-m', 'pip', 'install', '--no-index', '--no-deps',
-                               '--disable-pip-version-check', '-q', '--target', str(site),
-                               *files])
+    site.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels.values():
+        if wheel is not None:
+            # A wheel is a zip of what goes into site-packages: unpacking it is what
+            # `pip install --target` does for these (no scripts needed), and needs no pip and
+            # does not touch the system's packages (PEP 668).
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(site)
     return [dist for dist in missing if wheels[dist] is not None]
 
 
