@@ -162,7 +162,8 @@ def load_exp_config(config: Path, model_id: str, overrides: Dict[str, Any],
     cfg = load_config(config)
     backbone = cfg.model.backbone
     if backbone.get('type') != 'DIFF':
-        raise ValueError(f'{config}: model.backbone.type must be DIFF, got {backbone.get("type")!r}')
+        raise ValueError(f'{config}: model.backbone.type must be DIFF, got '
+                         f'{backbone.get("type")!r}')
     if narrow:
         demo = load_config(DEMO).model
         overrides = {**{k: demo.backbone.overrides[k] for k in NARROW_BACKBONE_KEYS}, **overrides}
@@ -299,7 +300,7 @@ def run_training(model, optim_wrapper, args, device: torch.device, counter: UNet
 
 def run_evaluation(model, args, device: torch.device, counter: UNetCallCounter
                    ) -> Dict[str, Any]:
-    """One evaluation batch (``--batch`` images at ``--eval-size``) after a warm-up, as in testing."""
+    """One evaluation batch (``--batch`` images at ``--eval-size``), after a warm-up batch."""
     model.eval()
     height, width = args.eval_size
     data = synthetic_batch(args.batch, height, width, (), with_labels=False, seed=1)
@@ -429,7 +430,8 @@ def _overrides(args: argparse.Namespace) -> Dict[str, Any]:
 def environment(args: argparse.Namespace, device: torch.device) -> Dict[str, Any]:
     """What the numbers depend on."""
     info = dict(model=args.model, size=args.size, eval_size=list(args.eval_size),
-                trained_parts=args.trained_parts, device=str(device), dtype=args.dtype, compile=args.compile, batch=args.batch,
+                trained_parts=args.trained_parts, device=str(device), dtype=args.dtype,
+                compile=args.compile, batch=args.batch,
                 iters=args.iters, warmup=args.warmup, prompted=args.prompted,
                 config=str(args.config), overrides=args.set, torch=torch.__version__,
                 python=platform.python_version(), threads=torch.get_num_threads())
@@ -443,7 +445,8 @@ def format_results(result: Dict[str, Any]) -> str:
     env = result['environment']
     lines = [f'model {env["model"]}, crop {env["size"]}, eval {env["eval_size"][0]}x'
              f'{env["eval_size"][1]}, device {env["device"]}, dtype {env["dtype"]}, compile '
-             f'{env["compile"]}, batch {env["batch"]}, k={env["prompted"]}, {env["threads"]} threads',
+             f'{env["compile"]}, batch {env["batch"]}, k={env["prompted"]}, '
+             f'{env["threads"]} threads',
              f'{"path":<16} {"s/iter":>8} {"calls":>6} {"rows":>6} {"peak MiB":>9} '
              f'{"s/eval img":>10} {"calls":>6} {"rows":>6} {"peak MiB":>9} {"exp-50 h":>9}']
     for name, path in result['paths'].items():

@@ -49,7 +49,8 @@ WHEELS: Dict[str, str] = {
     'cityscapesscripts': 'cityscapesscripts',
     # dependencies of the above
     'kornia_rs': 'kornia_rs', 'platformdirs': 'platformdirs', 'importlib_metadata':
-    'importlib_metadata', 'zipp': 'zipp', 'lazy-importer': 'lazy_importer', 'rich': 'rich', 'markdown-it-py': 'markdown_it',
+    'importlib_metadata', 'zipp': 'zipp', 'lazy-importer': 'lazy_importer', 'rich': 'rich',
+    'markdown-it-py': 'markdown_it',
     'mdurl': 'mdurl', 'pygments': 'pygments', 'requests': 'requests', 'certifi': 'certifi',
     'charset-normalizer': 'charset_normalizer', 'idna': 'idna', 'urllib3': 'urllib3',
     'appdirs': 'appdirs', 'pyquaternion': 'pyquaternion', 'coloredlogs': 'coloredlogs',
