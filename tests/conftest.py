@@ -26,10 +26,20 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope='session')
-def tiny_sd_dir(tmp_path_factory) -> Path:
-    """A diffusers-format, SD-2.1-shaped folder with tiny seeded weights."""
+def tiny_sd_dir(tmp_path_factory, worker_id) -> Path:
+    """A diffusers-format, SD-2.1-shaped folder with tiny seeded weights.
+
+    Written once per test run: pytest-xdist workers share it through their common temporary
+    root (the first one writes it under a file lock, the others wait and reuse it), since
+    calibrating its VAE is the costliest part of every worker's start. Tests never modify it.
+    """
+    from filelock import FileLock
+
     from tools.make_tiny_sd import make_tiny_sd
-    return make_tiny_sd(tmp_path_factory.mktemp('tiny-sd21') / 'tiny-sd21', seed=0)
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if worker_id != 'master' else base
+    with FileLock(str(root / 'tiny-sd21.lock')):
+        return make_tiny_sd(root / 'tiny-sd21', seed=0)
 
 
 @pytest.fixture(scope='session')

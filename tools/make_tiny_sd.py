@@ -143,14 +143,23 @@ def _calibrate_vae_encoder(vae, steps: int = VAE_FIT_STEPS) -> None:
     logger.info('Calibrated the tiny VAE encoder: final loss %.4f', loss.item())
 
 
-def _write_vae(path: Path) -> None:
+# Calibrated VAE weights per seed, kept for the life of the process: writing the same seed
+# again (tests, other families) reuses them instead of repeating the calibration.
+_CALIBRATED_VAES: Dict[int, Dict[str, torch.Tensor]] = {}
+
+
+def _write_vae(path: Path, seed: int) -> None:
     from diffusers import AutoencoderKL
     vae = AutoencoderKL(
         block_out_channels=(8, 8, 16, 16), norm_num_groups=8, latent_channels=4,
         down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
         layers_per_block=1, sample_size=64, scaling_factor=VAE_SCALING_FACTOR,
     )
-    _calibrate_vae_encoder(vae)
+    if seed in _CALIBRATED_VAES:
+        vae.load_state_dict(_CALIBRATED_VAES[seed])
+    else:
+        _calibrate_vae_encoder(vae)
+        _CALIBRATED_VAES[seed] = {k: v.detach().clone() for k, v in vae.state_dict().items()}
     vae.save_pretrained(path)
 
 
@@ -239,7 +248,7 @@ def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
                 shutil.copytree(Path(vae_from) / 'vae', scratch / 'vae')
             else:
                 torch.manual_seed(seed + 1)
-                _write_vae(scratch / 'vae')
+                _write_vae(scratch / 'vae', seed)
             torch.manual_seed(seed + 2)
             _write_text_encoder_and_tokenizer(scratch, family)
         _write_scheduler(scratch / 'scheduler', family)
