@@ -35,10 +35,15 @@ PROMPTED_CLASSES = (1, 3, 12, 14, 16)
 
 
 class PeakMemory:
-    """Peak memory of a block: CUDA allocator peak, or sampled resident set size on the CPU."""
+    """Peak memory of a block in bytes.
 
-    def __init__(self, device: torch.device):
-        self.device, self.peak = device, 0
+    CUDA: the allocator's peak, as growth over the memory allocated at entry or, with
+    ``absolute``, as ``torch.cuda.max_memory_allocated`` (weights included). CPU: the largest
+    growth of the resident set size over its value at entry, sampled every 5 ms.
+    """
+
+    def __init__(self, device: torch.device, absolute: bool = False):
+        self.device, self.peak, self.absolute = device, 0, absolute
 
     @staticmethod
     def _rss() -> int:
@@ -63,7 +68,8 @@ class PeakMemory:
     def __exit__(self, *exc_info) -> None:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+            self.peak = torch.cuda.max_memory_allocated(self.device) - (
+                0 if self.absolute else self._base)
         else:
             self._stop.set()
             self._thread.join()

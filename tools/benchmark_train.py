@@ -33,7 +33,6 @@ import logging
 import platform
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -44,6 +43,8 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if __name__ == '__main__':
     sys.path.insert(0, str(REPO_ROOT))
+
+from tools.benchmark_backbone import PeakMemory  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -97,45 +98,6 @@ class UNetCallCounter:
         """Yields the list that receives the rows of every UNet call inside the block."""
         self.rows = []
         yield self.rows
-
-
-class PeakMemory:
-    """Peak memory of a block in bytes.
-
-    CUDA: ``torch.cuda.max_memory_allocated`` (absolute, weights included). CPU: the largest
-    growth of the resident set size over its value at entry, sampled every 10 ms.
-    """
-
-    def __init__(self, device: torch.device):
-        self.device, self.peak = device, 0
-
-    @staticmethod
-    def _rss() -> int:
-        with open('/proc/self/statm') as stream:
-            return int(stream.read().split()[1]) * 4096
-
-    def __enter__(self) -> 'PeakMemory':
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            self._base, self._stop = self._rss(), threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self._rss() - self._base)
-
-    def __exit__(self, *exc_info) -> None:
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device)
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self.peak, self._rss() - self._base)
 
 
 def compiled_graphs() -> int:
@@ -285,7 +247,7 @@ def run_training(model, optim_wrapper, args, device: torch.device, counter: UNet
         logger.info('warm-up iteration %d: %.2f s', index, _timed(device, step))
     warm_graphs = compiled_graphs()
     seconds = []
-    with PeakMemory(device) as memory:
+    with PeakMemory(device, absolute=True) as memory:
         for index in range(args.iters):
             with counter.counting() as rows:
                 seconds.append(_timed(device, step))
@@ -309,7 +271,7 @@ def run_evaluation(model, args, device: torch.device, counter: UNetCallCounter
         for _ in range(min(args.warmup, 1)):
             model.test_step(data)
         warm_graphs = compiled_graphs()
-        with PeakMemory(device) as memory, counter.counting() as rows:
+        with PeakMemory(device, absolute=True) as memory, counter.counting() as rows:
             seconds = _timed(device, lambda: model.test_step(data))
     return dict(seconds_per_image=seconds / args.batch, size=[height, width],
                 **_summarise_rows(rows), last_usage=_usage(model),
