@@ -68,6 +68,13 @@ def check_weights(cfg: Config) -> List[Path]:
             state = 'does not exist' if not folder.is_dir() else f'lacks {missing}'
             source = f'{where}.overrides' if 'model_id' in (node.get('overrides') or {}) \
                 else str(yaml_path)
+            if yaml_path.resolve() != (REPO_ROOT / 'diff_config.yaml').resolve():
+                # Another Stable Diffusion (configs/diff_configs/): its file says where to get it.
+                raise MissingInputError(
+                    f'Stable Diffusion weights not found: model_id {written!r} (from {source}) '
+                    f'resolves to {folder}, which {state}. The comment at the top of {yaml_path} '
+                    f'says where this model can be obtained (diffusers format, folders '
+                    f'{", ".join(SD21_COMPONENTS)}); or set its model_id to your copy.')
             raise MissingInputError(
                 f'Stable Diffusion 2.1 weights not found: model_id {written!r} (from {source}) '
                 f'resolves to {folder}, which {state}. Get the diffusers-format SD 2.1 '

@@ -33,6 +33,17 @@ def test_check_weights(tmp_path, tiny_sd_dir):
     assert check_weights(cfg) == [tiny_sd_dir]
 
 
+def test_check_weights_of_another_family_points_at_its_config(tmp_path):
+    cfg = Config.fromfile(str(EXP50))
+    cfg.model.backbone.diff_config = 'configs/diff_configs/sd15.yaml'
+    cfg.model.backbone.overrides = dict(model_id=str(tmp_path / 'sd15'))
+    with pytest.raises(MissingInputError) as error:
+        check_weights(cfg)
+    message = str(error.value)
+    assert 'configs/diff_configs/sd15.yaml' in message and 'get_sd21' not in message
+    assert 'Stable Diffusion 2.1' not in message
+
+
 def test_check_inputs_lists_missing_data_and_weights_together(tmp_path):
     cfg = Config.fromfile(str(EXP50))
     cfg.train_dataloader.dataset.source.data_root = str(tmp_path / 'gta')
