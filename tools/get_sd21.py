@@ -186,32 +186,35 @@ def _shapes_fit(model, weights: Dict[str, Any], name: str, path: Path) -> None:
                            f'the configured architecture, e.g. {wrong[:2]}')
 
 
+def _convert_ldm(checkpoint: Dict[str, Any], config_dir: Path, path: Path, model_class,
+                 convert, prefix: str, name: str):
+    """A diffusers model of ``model_class`` (config in ``config_dir/<name>``) from the tensors
+    under ``prefix``, renamed by diffusers' own LDM conversion function ``convert``."""
+    import torch
+    label = dict(unet='UNet', vae='VAE')[name]
+    _require_prefix(checkpoint, prefix, label, path)
+    config = model_class.load_config(str(config_dir / name))
+    weights = convert(checkpoint, config)
+    with torch.device('meta'):
+        model = model_class.from_config(config)
+    _shapes_fit(model, weights, label, path)
+    return _load_strict(model, weights, label, path)
+
+
 def convert_unet(checkpoint: Dict[str, Any], config_dir: Path, path: Path):
     """The diffusers UNet from the ``model.diffusion_model.*`` tensors."""
-    import torch
     from diffusers import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-    _require_prefix(checkpoint, LDM_UNET_PREFIX, 'UNet', path)
-    config = UNet2DConditionModel.load_config(str(config_dir / 'unet'))
-    weights = convert_ldm_unet_checkpoint(checkpoint, config)
-    with torch.device('meta'):
-        model = UNet2DConditionModel.from_config(config)
-    _shapes_fit(model, weights, 'UNet', path)
-    return _load_strict(model, weights, 'UNet', path)
+    return _convert_ldm(checkpoint, config_dir, path, UNet2DConditionModel,
+                        convert_ldm_unet_checkpoint, LDM_UNET_PREFIX, 'unet')
 
 
 def convert_vae(checkpoint: Dict[str, Any], config_dir: Path, path: Path):
     """The diffusers VAE from the ``first_stage_model.*`` tensors."""
-    import torch
     from diffusers import AutoencoderKL
     from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
-    _require_prefix(checkpoint, LDM_VAE_PREFIX, 'VAE', path)
-    config = AutoencoderKL.load_config(str(config_dir / 'vae'))
-    weights = convert_ldm_vae_checkpoint(checkpoint, config)
-    with torch.device('meta'):
-        model = AutoencoderKL.from_config(config)
-    _shapes_fit(model, weights, 'VAE', path)
-    return _load_strict(model, weights, 'VAE', path)
+    return _convert_ldm(checkpoint, config_dir, path, AutoencoderKL,
+                        convert_ldm_vae_checkpoint, LDM_VAE_PREFIX, 'vae')
 
 
 def convert_text_encoder(checkpoint: Dict[str, Any], config_dir: Path, path: Path):
