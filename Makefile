@@ -1,6 +1,7 @@
 # Quick start: `make demo` and `make test`. Both set up what is missing first:
 # the active virtual/conda environment is used if there is one, else .venv is
-# created; requirements.txt is (re)installed whenever it changed.
+# created; requirements.txt and then the project itself (editable, `pip install -e .`) are
+# (re)installed whenever requirements.txt or pyproject.toml changed.
 ENV_DIR := $(or $(VIRTUAL_ENV),$(CONDA_PREFIX),$(CURDIR)/.venv)
 PYTHON := $(ENV_DIR)/bin/python
 STAMP := $(ENV_DIR)/.diff-requirements.sha256
@@ -18,10 +19,12 @@ setup:
 		echo "creating $(ENV_DIR)"; \
 		(command -v python3.11 >/dev/null && python3.11 -m venv "$(ENV_DIR)") || python3 -m venv "$(ENV_DIR)"; \
 	fi
-	@want=$$(sha256sum requirements.txt | cut -d' ' -f1); \
+	@want=$$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1); \
 	if [ "$$(cat "$(STAMP)" 2>/dev/null)" != "$$want" ]; then \
-		echo "installing requirements.txt into $(ENV_DIR)"; \
-		"$(PYTHON)" -m pip install --disable-pip-version-check -q -r requirements.txt && echo "$$want" > "$(STAMP)"; \
+		echo "installing requirements.txt and the project (editable) into $(ENV_DIR)"; \
+		"$(PYTHON)" -m pip install --disable-pip-version-check -q -r requirements.txt && \
+		"$(PYTHON)" -m pip install --disable-pip-version-check -q --no-deps -e . && \
+		echo "$$want" > "$(STAMP)"; \
 	fi
 
 demo: setup

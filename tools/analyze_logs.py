@@ -10,20 +10,16 @@ validation entries with metrics); several files or folders can be compared in on
 """
 import argparse
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-if __package__ in (None, ''):  # `python tools/analyze_logs.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import matplotlib  # noqa: E402
+import matplotlib
 
 matplotlib.use('Agg')  # no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from mmseg.utils import atomic_path  # noqa: E402
+from mmseg.utils import atomic_path
 
 Series = Dict[str, Tuple[List[float], List[float]]]
 

@@ -12,7 +12,6 @@ Usage::
 """
 import argparse
 import logging
-import sys
 import tempfile
 import threading
 import time
@@ -22,13 +21,11 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if __name__ == '__main__':
-    sys.path.insert(0, str(REPO_ROOT))
 
-from mmseg.models.backbones.diff import (DIFFConfig, DIFFEncoder,  # noqa: E402
+from mmseg.models.backbones.diff import (DIFFConfig, DIFFEncoder,
                                          load_sd_components)
 from mmseg.models.backbones.diff.architectures import SD21, build_random_components  # noqa
-from tools.make_tiny_sd import make_tiny_sd  # noqa: E402
+from tools.make_tiny_sd import make_tiny_sd
 
 logger = logging.getLogger(__name__)
 PROMPTED_CLASSES = (1, 3, 12, 14, 16)

@@ -32,7 +32,6 @@ import json
 import logging
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -41,10 +40,8 @@ from unittest import mock
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if __name__ == '__main__':
-    sys.path.insert(0, str(REPO_ROOT))
 
-from tools.benchmark_backbone import PeakMemory  # noqa: E402
+from tools.benchmark_backbone import PeakMemory
 
 logger = logging.getLogger(__name__)
 

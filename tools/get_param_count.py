@@ -24,7 +24,6 @@ import argparse
 import copy
 import logging
 import os
-import sys
 import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -33,8 +32,6 @@ import torch
 import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-if __name__ == '__main__':
-    sys.path.insert(0, str(REPO_ROOT))
 logger = logging.getLogger(__name__)
 
 MIT_TYPES = ('MiT', 'MixVisionTransformer')

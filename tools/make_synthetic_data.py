@@ -11,16 +11,12 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 from pathlib import Path
 from typing import Optional, Sequence, Tuple, Union
 
-if __name__ == '__main__':
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmseg.utils import atomic_write_text  # noqa: E402
-from tools.convert_datasets import cityscapes, gta, mapillary, synthia  # noqa: E402
-from tools.synthetic import writers  # noqa: E402
+from mmseg.utils import atomic_write_text
+from tools.convert_datasets import cityscapes, gta, mapillary, synthia
+from tools.synthetic import writers
 
 logger = logging.getLogger(__name__)
 

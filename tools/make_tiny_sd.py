@@ -27,6 +27,8 @@ from typing import Any, Dict, Optional, Sequence
 
 import torch
 
+from mmseg.utils import apply_umask_permissions
+
 logger = logging.getLogger(__name__)
 
 COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
@@ -253,7 +255,6 @@ def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
             _write_text_encoder_and_tokenizer(scratch, family)
         _write_scheduler(scratch / 'scheduler', family)
         _write_index(scratch, family)
-        from mmseg.utils import apply_umask_permissions
         apply_umask_permissions(scratch)  # safetensors writes 0600 files
         if out_dir.exists():
             out_dir.rmdir()  # empty (checked above); os.replace needs it gone or empty

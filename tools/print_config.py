@@ -5,16 +5,11 @@ Example::
     python tools/print_config.py configs/diff/<config>.py --cfg-options train_cfg.max_iters=2
 """
 import argparse
-import os
-import sys
 from typing import List, Optional
 
-if __package__ in (None, ''):  # `python tools/print_config.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmseg.apis import load_config  # noqa: E402
-from mmseg.apis.cli import DictAction  # noqa: E402
-from mmseg.utils import atomic_write_text  # noqa: E402
+from mmseg.apis import load_config
+from mmseg.apis.cli import DictAction
+from mmseg.utils import atomic_write_text
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

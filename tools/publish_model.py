@@ -14,14 +14,10 @@ with ``torch.load(weights_only=True)`` and with ``tools/test.py`` / ``tools/infe
 import argparse
 import hashlib
 import os
-import sys
 from pathlib import Path
 from typing import List, Optional
 
-if __package__ in (None, ''):  # `python tools/publish_model.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,  # noqa: E402
+from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,
                                      load_checkpoint_safe, save_checkpoint_atomic)
 
 KEEP = ('meta', )

@@ -26,15 +26,11 @@ import io
 import json
 import math
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-if __package__ in (None, ''):  # `python tools/summarize_runs.py`
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from mmseg.utils import CLASSES  # noqa: E402
+from mmseg.utils import CLASSES
 
 STD_NOTE = 'std: sample standard deviation (ddof=1) over the runs'
 _NAME = re.compile(r'^(?:\d{6}_\d{4}_)?(?P<group>.+?)_s(?P<seed>\d+)(?:_[0-9a-f]{5})?$')

@@ -17,26 +17,22 @@ listing the missing and unexpected keys.
 import argparse
 import json
 import math
-import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional
 
-if __package__ in (None, ''):  # `python tools/test.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch.distributed as dist  # noqa: E402
-from mmengine.dist import is_main_process  # noqa: E402
+import torch.distributed as dist
+from mmengine.dist import is_main_process
 
-from mmseg.apis import (build_runner, check_data, default_work_dir, load_config,  # noqa: E402
+from mmseg.apis import (build_runner, check_data, default_work_dir, load_config,
                         load_weights, segmentor_config, unique_experiment_name)
-from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
-from mmseg.apis.eval_batch import apply_eval_batch_size  # noqa: E402
-from mmseg.engine import (cpu_ddp_needed, cpu_model_wrapper_cfg,  # noqa: E402
+from mmseg.apis.cli import DictAction, run_cli
+from mmseg.apis.eval_batch import apply_eval_batch_size
+from mmseg.engine import (cpu_ddp_needed, cpu_model_wrapper_cfg,
                           init_cpu_process_group)
-from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,  # noqa: E402
+from mmseg.engine.checkpoint import (check_finite_weights, extract_state_dict,
                                      load_checkpoint_safe)
-from mmseg.utils import atomic_write_text  # noqa: E402
+from mmseg.utils import atomic_write_text
 
 EVALUATORS = {
     'mIoU': dict(type='IoUMetric', iou_metrics=['mIoU']),

@@ -8,15 +8,10 @@ Examples::
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch   # also on CPU (gloo)
 """
 import argparse
-import os
-import sys
 from typing import Dict, List, Optional
 
-if __package__ in (None, ''):  # `python tools/train.py`: make the repo importable
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmseg.apis import load_config, prepare_train_config, train  # noqa: E402
-from mmseg.apis.cli import DictAction, run_cli  # noqa: E402
+from mmseg.apis import load_config, prepare_train_config, train
+from mmseg.apis.cli import DictAction, run_cli
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -5,7 +5,6 @@ Usage: ``python tools/convert_datasets/cityscapes.py data/cityscapes --nproc 8``
 ``*_gtFine_labelTrainIds.png`` beside it, the class statistics of the ``train`` split and
 the split lists ``<root>/{train,val,test}.txt`` (``<city>/<city>_<seq>_<frame>``).
 """
-import sys
 from functools import partial
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -13,13 +12,11 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 from PIL import Image
 
-if __name__ == '__main__':
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from cityscapesscripts.preparation.json2labelImg import json2labelImg  # noqa: E402
+from cityscapesscripts.preparation.json2labelImg import json2labelImg
 
-from mmseg.utils import atomic_path, atomic_write_text  # noqa: E402
-from tools.convert_datasets._common import (  # noqa: E402
+from mmseg.utils import atomic_path, atomic_write_text
+from tools.convert_datasets._common import (
     class_stats, require_dir, run_cli, run_parallel, save_class_stats)
 
 POLYGONS = '_gtFine_polygons.json'

@@ -5,14 +5,10 @@ Usage: ``python tools/convert_datasets/gta.py data/gta --nproc 8``. Reads
 class statistics json files into ``<root>``.
 """
 import re
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-if __name__ == '__main__':  # allow `python tools/convert_datasets/gta.py` from the repo root
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tools.convert_datasets._common import (  # noqa: E402
+from tools.convert_datasets._common import (
     convert_label_dir, lookup_table, require_dir, run_cli)
 
 #: GTA ships Cityscapes label ids; the 19 evaluated ones map to train ids (release table).

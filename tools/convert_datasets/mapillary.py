@@ -5,14 +5,10 @@ split present (``training``, ``validation``) reads ``<split>/v1.2/labels/*.png``
 PNGs whose indices are the v1.2 class ids) and writes ``<split>/labels/*_labelTrainIds.png``;
 the class statistics of the training split go into ``<root>``.
 """
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-if __name__ == '__main__':
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tools.convert_datasets._common import (  # noqa: E402
+from tools.convert_datasets._common import (
     TRAIN_ID_SUFFIX, convert_with_table, lookup_table, run_cli, save_class_stats)
 
 # Mapillary Vistas v1.2 class id -> Cityscapes train id. This is the mapping used by the

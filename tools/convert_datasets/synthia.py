@@ -4,17 +4,13 @@ Usage: ``python tools/convert_datasets/synthia.py data/synthia --nproc 8``. Read
 ``<root>/GT/LABELS/*.png`` (16-bit, class id in the last channel as OpenCV reads it) and
 writes ``<root>/GT/LABELS/*_labelTrainIds.png`` plus the statistics into ``<root>``.
 """
-import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 import cv2
 import numpy as np
 
-if __name__ == '__main__':
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from tools.convert_datasets._common import (  # noqa: E402
+from tools.convert_datasets._common import (
     TRAIN_ID_SUFFIX, convert_label_dir, lookup_table, require_dir, run_cli)
 
 #: SYNTHIA class ids -> Cityscapes train ids (release table; terrain, truck, train never occur).
