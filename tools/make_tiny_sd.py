@@ -72,7 +72,7 @@ def _byte_level_vocabulary() -> dict:
     """A CLIP vocabulary of the 256 byte-level characters, their ``</w>`` forms and 2 specials.
 
     With an empty merges file CLIP's BPE then tokenizes character by character, so different
-    prompts get different ids (environment.md, pitfall 8). 514 entries.
+    prompts get different ids (docs/pitfalls.md #8). 514 entries.
     """
     # The printable-byte mapping used by byte-level BPE: printable latin-1 bytes map to
     # themselves, the others to code points from 256 upwards.
@@ -91,7 +91,7 @@ def _byte_level_vocabulary() -> dict:
 
 def _write_unet(path: Path, family: str = DEFAULT_FAMILY) -> None:
     from diffusers import UNet2DConditionModel
-    # SD 2.1's layout with tiny widths (environment.md, pitfall 9); norm groups must divide 8.
+    # SD 2.1's layout with tiny widths (docs/pitfalls.md #9); norm groups must divide 8.
     settings = dict(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
         block_out_channels=(8, 16, 32, 32), norm_num_groups=8,

@@ -166,7 +166,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     cfg = configure(load_config(args.config, config_options(args)), args)
     check_data(cfg, stages=('test', ))
     own_group = cpu_ddp_needed(cfg.launcher) and not dist.is_initialized()
-    if cpu_ddp_needed(cfg.launcher):  # CPU-only: gloo before the Runner (environment.md 12)
+    if cpu_ddp_needed(cfg.launcher):  # CPU-only: gloo before the Runner (docs/pitfalls.md #12)
         init_cpu_process_group(cfg.launcher)
     try:
         runner = build_runner(cfg)

@@ -25,5 +25,5 @@ verbose = False
 checkpoint_selection = 'last'
 load_from = None
 resume = False
-# Seed 0 as released (reference-spec §4.3); `tools/train.py --seed` overrides it.
+# Seed 0 as released (docs/method.md §4.3); `tools/train.py --seed` overrides it.
 randomness = dict(seed=0, deterministic=False)

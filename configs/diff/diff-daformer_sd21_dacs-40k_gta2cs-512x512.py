@@ -1,4 +1,4 @@
-# DIFF + DACS self-training, GTA5 -> Cityscapes (decisions.md 4: beyond the release, whose
+# DIFF + DACS self-training, GTA5 -> Cityscapes (docs/differences.md §4: beyond the release, whose
 # DACS machinery was switched off). Final, annotated config in DAFormer's style.
 _base_ = [
     '../_base_/default_runtime.py',

@@ -1,8 +1,8 @@
-# Experiment 50, the release (reference-spec §0, §4.3): DIFF + IPKL trained on GTA5 only,
+# Experiment 50, the release (docs/method.md §0, §4.3): DIFF + IPKL trained on GTA5 only,
 # validated on Cityscapes val. Release name:
 #   gtaCAug2cs_dgdacs_srconly_rcs001_daformer_sepaspp_diff_poly10warm_s0
 # The release drives training through DACS with source_only=True, which only calls the
-# segmentor's loss, clips the gradient norm at 5 and steps AdamW (reference-spec §2.2). The
+# segmentor's loss, clips the gradient norm at 5 and steps AdamW (docs/method.md §2.2). The
 # plain EncoderDecoder below with the optimiser wrapper's clip does exactly that, and stays
 # DDP-safe (IPKL lives in loss()).
 _base_ = [

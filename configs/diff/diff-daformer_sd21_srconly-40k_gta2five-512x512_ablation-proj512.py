@@ -1,4 +1,4 @@
-# Experiment 83 (ablation): exp 51 with the release's smaller projections (reference-spec
+# Experiment 83 (ablation): exp 51 with the release's smaller projections (docs/method.md
 # §11.1): `projection_dim: [512, 512, 320, 128]`, `projection_dim_x4: 64`. The release indexed
 # projection_dim by stride 64, 32, 16, 8 and its first entry fed the discarded stride-64
 # branch, so the widths at strides 8, 16, 32 are [128, 320, 512] and the stride-4 width is 64.

@@ -1,4 +1,4 @@
-# Experiment 84 (ablation): exp 51 with the release's medium projections (reference-spec
+# Experiment 84 (ablation): exp 51 with the release's medium projections (docs/method.md
 # §11.1): `projection_dim: [768, 768, 384, 192]`, `projection_dim_x4: 96`; the first entry fed
 # the discarded stride-64 branch, so the widths at strides 8, 16, 32 are [192, 384, 768] and
 # the stride-4 width is 96. The release's fixed GroupNorm groups (16 in the aggregation, 32 in

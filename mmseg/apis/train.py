@@ -96,7 +96,7 @@ def train(cfg: Config, check: bool = True) -> Dict[str, float]:
     """Train as ``cfg`` says; return the last validation metrics.
 
     In a distributed run on CPU-only machines the gloo process group is
-    created first (environment.md, pitfall 12). Weights and data are checked
+    created first (docs/pitfalls.md #12). Weights and data are checked
     before the model is built.
     """
     own_group = False

@@ -1,4 +1,4 @@
-"""Rare-class sampling (RCS) as in DAFormer and the DIFF release (reference-spec §2.4).
+"""Rare-class sampling (RCS) as in DAFormer and the DIFF release (docs/method.md §2.4).
 
 A class ``c`` is drawn with ``P(c) = softmax((1 - f_c) / T)``, where ``f_c`` is the
 share of ``c`` among all labelled pixels of the source set

@@ -1,7 +1,7 @@
 """Source + target dataset for domain adaptation, and the source-only DG wrapper.
 
 Design follows DAFormer's ``UDADataset`` / the DIFF release's ``DGDataset``
-(reference-spec §2.4): an item is a source sample, chosen by rare-class sampling
+(docs/method.md §2.4): an item is a source sample, chosen by rare-class sampling
 when configured, plus (for UDA) a random target sample under ``target_inputs`` /
 ``target_data_samples``.
 """

@@ -3,7 +3,7 @@
 mmengine pickles its message hub (``HistoryBuffer`` objects holding numpy
 arrays) into every checkpoint, so loading one with ``torch.load(weights_only=
 True)`` fails, and loading it without that flag lets a file from elsewhere run
-code (environment.md, pitfalls 1 and 11). Here everything that goes into a
+code (docs/pitfalls.md #1 and #11). Here everything that goes into a
 checkpoint is converted to dicts, lists, numbers, strings and tensors first,
 and converted back on load.
 """
@@ -213,7 +213,7 @@ def strip_prefix(state_dict: Mapping[str, torch.Tensor],
 
     Only a prefix at the very start of a key is removed (``^model\\.``): the
     release's unanchored pattern also cut ``model.`` out of ``diff_model.`` and
-    silently left the aggregator random (reference-spec §7).
+    silently left the aggregator random (docs/method.md §7).
     """
     pattern = re.compile('^' + re.escape(prefix))
     kept, rest = {}, {}

@@ -1,7 +1,7 @@
 """Distributed start-up that also works on CPU-only machines.
 
 mmengine's ``pytorch`` launcher calls ``torch.cuda.set_device``
-unconditionally and cannot start without a GPU (environment.md, pitfall 12).
+unconditionally and cannot start without a GPU (docs/pitfalls.md #12).
 On such machines the process group is created here, with gloo, before the
 Runner is built (the Runner then skips its own initialisation), and the model
 wrapper is told not to pin a device.

@@ -1,7 +1,7 @@
 """Validation and test loops over several domains in one run.
 
 mmengine's ValLoop and TestLoop take one dataloader and one evaluator
-(environment.md, pitfall 14). The paper trains once on GTA and evaluates on
+(docs/pitfalls.md #14). The paper trains once on GTA and evaluates on
 Cityscapes, ACDC, Dark Zurich, BDD100K and Mapillary; these loops run one
 evaluation per domain, prefix every metric with the domain name
 (``acdc/mIoU``) and print one combined table.

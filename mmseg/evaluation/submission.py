@@ -2,7 +2,7 @@
 
 Used as the evaluator of an unlabelled test split (``tools/test.py CONFIG CKPT
 --format-only --out DIR``); it computes no metric. Layouts follow
-/work/shared/design/test-servers.md (design record "test-servers"):
+docs/test-servers.md:
 
 * ``cityscapes``: label ids (not train ids), one PNG per image named after the
   image (``berlin_000000_000019_leftImg8bit.png``), flat; the zip holds the PNGs.

@@ -1,4 +1,4 @@
-"""The inversion schedule and update rule against reference-spec.md 1.5-1.6 (hand values)."""
+"""The inversion schedule and update rule against docs/method.md §1.5-1.6 (hand values)."""
 import math
 
 import pytest

@@ -15,7 +15,7 @@ def test_loads_the_five_components(tiny_sd_dir):
     assert isinstance(parts.scheduler, DDIMScheduler)
     assert parts.scheduler.config.prediction_type == 'v_prediction'
     assert len(parts.unet.up_blocks) == 4 and len(parts.unet.up_blocks[0].resnets) == 3
-    # The tiny tokenizer tells the label prompts apart (environment.md, pitfall 8).
+    # The tiny tokenizer tells the label prompts apart (docs/pitfalls.md #8).
     prompts = list(diff.DIFFConfig().label_prompts.values()) + ['']
     ids = {tuple(parts.tokenizer(p, padding='max_length', max_length=77).input_ids)
            for p in prompts}

@@ -1,4 +1,5 @@
-"""Each optimisation of decisions.md 2 leaves the output unchanged (optimised vs straightforward).
+"""Each optimisation of docs/differences.md §2 leaves the output unchanged
+(optimised vs straightforward).
 
 Both encoders share the same loaded components and are initialised from the same seed, so
 their trainable weights agree; the same generators give both the same noise.

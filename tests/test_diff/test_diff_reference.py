@@ -1,6 +1,6 @@
 """The extractor against an independent, literal implementation of the release's algorithm.
 
-The reference below follows reference-spec.md 1.3-1.9 step by step: a VAE sample, the
+The reference below follows docs/method.md §1.3-1.9 step by step: a VAE sample, the
 ascending inversion with (2 + k) B conditioning rows, classifier-free guidance, one update per
 branch with its own noise, per-pixel averaging inside the nearest-downsampled masks, ResNet
 features from the unconditional rows and transformer features summed over all rows, laid out

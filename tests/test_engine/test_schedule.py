@@ -1,4 +1,4 @@
-"""The poly10warm schedule equals mmcv's hand formula (reference-spec §2.6)."""
+"""The poly10warm schedule equals mmcv's hand formula (docs/method.md §2.6)."""
 import pytest
 import torch
 from mmengine.config import Config

@@ -1,7 +1,7 @@
 """Shared parts of the label converters: id mapping, class statistics, atomic writing.
 
 Each converter writes ``*_labelTrainIds.png`` (mode L, 255 = ignore) and, for the
-training split, the three files rare-class sampling reads (reference-spec §5.3):
+training split, the three files rare-class sampling reads (docs/method.md §5.3):
 
 - ``sample_class_stats.json``: ``[{"<train id>": pixels, ..., "file": path}, ...]``;
 - ``sample_class_stats_dict.json``: ``{path: {"<train id>": pixels, ...}}``;

@@ -13,14 +13,14 @@ def _test_pipeline(scale, labels=True):
     ] + ([dict(type='LoadAnnotations')] if labels else []) + [dict(type='PackSegInputs')]
 
 
-# Cityscapes val, 500 images 2048x1024 -> 1024x512 (release, reference-spec §5.4).
+# Cityscapes val, 500 images 2048x1024 -> 1024x512 (release, docs/method.md §5.4).
 cityscapes_val = dict(
     type='CityscapesDataset',
     data_root='data/cityscapes/',
     data_prefix=dict(img_path='leftImg8bit/val', seg_map_path='gtFine/val'),
     pipeline=_test_pipeline((1024, 512)))
 # ACDC val, 406 images 1920x1080 of fog/night/rain/snow -> 960x540 (the release's ACDC test
-# scale; the model pads to a multiple of 64 and crops back, decisions.md §3).
+# scale; the model pads to a multiple of 64 and crops back, docs/differences.md §3).
 acdc_val = dict(
     type='ACDCDataset',
     data_root='data/acdc/',
@@ -56,7 +56,7 @@ dg_val_datasets = dict(
 # target_domains = ['acdc', ...] evaluates these sets, named after their domain.
 domain_datasets = dg_val_datasets
 # Unlabelled test splits of the three benchmarks with a test server, for
-# `tools/test.py CONFIG CKPT --format-only --out DIR` (test-servers.md): Cityscapes test
+# `tools/test.py CONFIG CKPT --format-only --out DIR` (docs/test-servers.md): Cityscapes test
 # (1525 images), ACDC test (all four conditions) and Dark Zurich test (151 night images).
 domain_test_datasets = dict(
     cityscapes=dict(
@@ -77,7 +77,7 @@ domain_test_datasets = dict(
         pipeline=_test_pipeline((960, 540), labels=False)))
 # Images per evaluation batch, every domain (target_domains copies the val/test loader
 # settings to each domain; tools/test.py --batch-size N overrides it). Predictions do not
-# depend on it: each image has its own seeded noise (decisions.md 1).
+# depend on it: each image has its own seeded noise (docs/differences.md §1).
 eval_batch_size = 1
 # Loader and metric shared by the per-domain val configs: one worker, fixed order.
 val_loader = dict(

@@ -1,4 +1,4 @@
-# Experiment 50 data (reference-spec §2.4, §4.2, §5.4): source-only training on GTA5 with
+# Experiment 50 data (docs/method.md §2.4, §4.2, §5.4): source-only training on GTA5 with
 # rare-class sampling and photometric distortion ("gtaCAug"), validation on Cityscapes val.
 _base_ = ['./cityscapes_val_1024x512.py']
 crop_size = (512, 512)
@@ -24,7 +24,7 @@ train_dataloader = dict(
     batch_size=1,
     num_workers=1,
     persistent_workers=True,
-    # iteration-based training: no 2 s pause per epoch (environment.md pitfall 5)
+    # iteration-based training: no 2 s pause per epoch (docs/pitfalls.md #5)
     sampler=dict(type='InfiniteSampler', shuffle=True),
     dataset=dict(
         type='DGDataset',

@@ -1,5 +1,5 @@
 # DIFF backbone (frozen Stable Diffusion 2.1 features; trained aggregation + finecoder) with the
-# DAFormer head using separable ASPP fusion (reference-spec.md 1 and 3).
+# DAFormer head using separable ASPP fusion (docs/method.md §1 and §3).
 norm_cfg = dict(type='BN', requires_grad=True)
 data_preprocessor = dict(
     type='SegDataPreProcessor',

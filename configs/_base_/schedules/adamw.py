@@ -1,4 +1,4 @@
-# Optimiser of the release (reference-spec §2.6): AdamW lr 6e-5, betas (0.9, 0.999),
+# Optimiser of the release (docs/method.md §2.6): AdamW lr 6e-5, betas (0.9, 0.999),
 # weight decay 0.01 on every trainable parameter, the decode head at 10x the lr
 # (6e-4), global L2 gradient-norm clip 5. Only parameters with requires_grad=True
 # enter the optimiser (the frozen Stable Diffusion weights are in no group).

@@ -1,4 +1,4 @@
-# `poly10warm` (reference-spec §2.6): linear warm-up over 1500 iterations from
+# `poly10warm` (docs/method.md §2.6): linear warm-up over 1500 iterations from
 # ratio 1e-6, multiplied by a linear (power 1) decay to 0 at 40k iterations:
 #   lr(it) = base * (1 - it / 40000) * (1 - (1 - it / 1500) * (1 - 1e-6))   (it < 1500)
 #   lr(it) = base * (1 - it / 40000)                                        (it >= 1500)

@@ -1,4 +1,4 @@
-# DACS self-training (reference-spec.md 2.3; the values of the release's uda/dacs.py).
+# DACS self-training (docs/method.md §2.3; the values of the release's uda/dacs.py).
 # A final config wraps its segmentor with it:
 #   model = dict(_base_.uda, model=_base_.model, max_iters=..., _delete_=True)
 uda = dict(

@@ -4,8 +4,8 @@ Predictions (train ids) are mapped back to Cityscapes label ids, written as
 PNGs to a (temporary) folder, and compared with the ``*_labelIds.png`` ground
 truth found next to each image's ``seg_map_path`` by
 ``evalPixelLevelSemanticLabeling.evaluateImgLists``. Instance-level scores are
-switched off: they use ``np.in1d``, which numpy 2.4 removed (environment.md,
-pitfall 6), and they need instance ground truth.
+switched off: they use ``np.in1d``, which numpy 2.4 removed (docs/pitfalls.md
+#6), and they need instance ground truth.
 """
 import copy
 import os

@@ -1,4 +1,4 @@
-"""Mean IoU with mmsegmentation's conventions (reference-spec §6).
+"""Mean IoU with mmsegmentation's conventions (docs/method.md §6).
 
 Per image, histograms of the intersection, union, predicted and labelled areas
 per class over non-ignored pixels; summed over the whole set in float64. Then

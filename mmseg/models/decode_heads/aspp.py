@@ -1,4 +1,4 @@
-"""(Depthwise-separable) ASPP fusion used by DAFormer's ``sep-ASPP`` head (reference-spec §3)."""
+"""(Depthwise-separable) ASPP fusion used by DAFormer's ``sep-ASPP`` head (docs/method.md §3)."""
 from typing import List, Sequence
 
 import torch

@@ -1,7 +1,7 @@
 """DAFormer decode head with the separable-ASPP fusion (``daformer_sepaspp``).
 
 Design follows DAFormer (Hoyer et al., CVPR 2022), as configured by the DIFF
-release (reference-spec §3): per-level token MLP to ``embed_dims``, bilinear
+release (docs/method.md §3): per-level token MLP to ``embed_dims``, bilinear
 resize to the finest level (stride 4), concatenation, sep-ASPP with dilations
 (1, 6, 12, 18) and no pooling branch, 3x3 bottleneck, Dropout2d, 1x1 classifier.
 """

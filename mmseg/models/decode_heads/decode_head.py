@@ -1,7 +1,7 @@
 """Base class of decode heads: input selection, classifier, loss and prediction.
 
 Design follows mmsegmentation 1.x's ``BaseDecodeHead`` (loss/predict vocabulary
-on data samples), with the release's loss reduction (reference-spec §2.1) and an
+on data samples), with the release's loss reduction (docs/method.md §2.1) and an
 optional per-pixel weight for DACS's pseudo-labelled images.
 """
 from abc import ABCMeta, abstractmethod

@@ -2,8 +2,8 @@
 
 The release (mmseg 0.16) averages the per-pixel loss over **all** pixels,
 ignored ones included (they contribute 0): ``avg_non_ignore=False``, the
-default of reference-spec §2.1. ``avg_non_ignore=True`` divides by the number
-of valid pixels instead (decisions.md §1).
+default of docs/method.md §2.1. ``avg_non_ignore=True`` divides by the number
+of valid pixels instead (docs/differences.md §1).
 """
 from typing import Optional, Sequence
 

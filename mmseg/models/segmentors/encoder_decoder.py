@@ -1,6 +1,6 @@
 """Encoder-decoder segmentor with DIFF's IPKL training objective.
 
-Training (reference-spec §2.1, ``train_cfg.ipkl.enabled``): the backbone runs
+Training (docs/method.md §2.1, ``train_cfg.ipkl.enabled``): the backbone runs
 twice per source batch, once steered by the label map and once without (the
 inference path); the shared decode head gets a cross-entropy loss on both, and
 ``consistency_loss`` = weight * MSE between their raw stride-4 logits, neither
@@ -13,7 +13,7 @@ Inference: whole image or sliding window, the input padded to
 ``test_cfg.size_divisor`` for the backbone and the logits cropped back, then
 resized to each image's ``ori_shape``. With ``test_cfg.seed`` set, each image's
 randomness comes from its own generator seeded by its path, so an evaluation
-is repeatable and independent of the batch (decisions.md §1).
+is repeatable and independent of the batch (docs/differences.md §1).
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -259,7 +259,7 @@ class EncoderDecoder(BaseSegmentor):
         losses_wo, logits_wo = self.decode_loss(feats_wo, data_samples, seg_weight,
                                                 'decode_wo_seg')
         losses = {**losses_w, **losses_wo}
-        # Raw pre-softmax logits, neither side detached (reference-spec §2.1).
+        # Raw pre-softmax logits, neither side detached (docs/method.md §2.1).
         losses['consistency_loss'] = (self.ipkl_cfg['consistency_weight']
                                       * F.mse_loss(logits_w, logits_wo))
         return losses, logits_wo

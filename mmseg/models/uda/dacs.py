@@ -1,11 +1,11 @@
 """DACS self-training with an EMA teacher and ClassMix, for the DIFF segmentor.
 
 Design follows DAFormer's ``DACS`` (Hoyer et al., CVPR 2022; DACS: Tranheden
-et al., WACV 2021) as carried in the DIFF release (reference-spec.md §2.2-2.3).
+et al., WACV 2021) as carried in the DIFF release (docs/method.md §2.2-2.3).
 Modifications: explicit constructor arguments; the teacher shares the frozen
 Stable Diffusion with the student (``EMATeacher``); the algorithm also runs
 inside ``loss()`` for DDP; the ImageNet feature distance is not offered
-(meaningless for DIFF, decisions.md §3); debug images via a hook-given folder.
+(meaningless for DIFF, docs/differences.md §3); debug images via a hook-given folder.
 """
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -71,7 +71,7 @@ class DACS(UDADecorator):
       then mixed, so the source graph is freed before the mixed forward
       (lower peak memory), then one optimiser step.
     - ``loss`` (used by mmengine's DDP wrapper, which never calls a model's
-      ``train_step``; environment.md pitfall 13): returns the source and
+      ``train_step``; docs/pitfalls.md #13): returns the source and
       ``mix.*`` losses together for one backward of their sum. The gradient is
       the same sum of the two gradients; the teacher update is at its start.
 

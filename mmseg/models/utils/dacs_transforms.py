@@ -1,7 +1,7 @@
 """DACS augmentations as pure functions on batched tensors.
 
 Design follows DACS (Tranheden et al., WACV 2021) as used by DAFormer/HRDA and
-the DIFF release (reference-spec.md §2.3): ClassMix masks, one-mask mixing of
+the DIFF release (docs/method.md §2.3): ClassMix masks, one-mask mixing of
 images/labels/weights, colour jitter and Gaussian blur applied on de-normalised
 ``[0, 1]`` images. Each random decision is an explicit argument (``draw``,
 ``generator``) so the functions are deterministic given their inputs.

@@ -38,7 +38,7 @@ def test_parameter_count_matches_release(released_head):
     classifier = 256 * 19 + 19
     expected = embeds + branch_1x1 + 3 * branch_sep + bottleneck + classifier
     count = sum(p.numel() for p in released_head.parameters())
-    assert count == expected == 4_433_171  # "4.43 M" (reference-spec §1.13, §3)
+    assert count == expected == 4_433_171  # "4.43 M" (docs/method.md §1.13, §3)
 
 
 def test_structure_is_sep_aspp(released_head):

@@ -1,7 +1,7 @@
 """DACS under mmengine's DDP wrapper on two CPU processes (gloo).
 
 mmengine's ``MMDistributedDataParallel.train_step`` never calls the model's own
-``train_step`` (environment.md, pitfall 13); DACS therefore runs the whole
+``train_step`` (docs/pitfalls.md #13); DACS therefore runs the whole
 iteration inside ``loss()``. The DDP gradient must be the mean over ranks of
 each rank's single-process ``loss()`` gradient, and both ranks must end equal.
 IPKL is on so that every trainable parameter (the tiny backbone's label

@@ -89,7 +89,7 @@ class MixingAggregation(nn.Module):
     For each stride, layer l's features at saved step t go through the bottleneck of layer l;
     the results are summed with weights softmax(w)[l, t] over all (layer, step) pairs (weights
     start equal). This is what the release's ``aggregation`` mode meant; its channel slicing
-    was broken (reference-spec.md 1.10), here each layer reads its own channels.
+    was broken (the project's docs/method.md §1.10), here each layer reads its own channels.
 
     Args:
         levels: The recorded levels (their layers give the channel layout).

@@ -1,6 +1,6 @@
 """Frozen Stable Diffusion as a feature extractor: VAE encode, stochastic inversion, hooks.
 
-Design follows the DIFF release (arXiv 2406.00777; reference-spec.md section 1), without
+Design follows the DIFF release (arXiv 2406.00777; the project's docs/method.md §1), without
 replacing any diffusers forward: features are read with forward hooks that are removed after
 every UNet call.
 """
