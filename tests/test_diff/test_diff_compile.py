@@ -7,7 +7,8 @@ in training and evaluation; the GPU check runs it at full size.
 """
 import torch
 
-from diff_helpers import build_encoder, diff, generators, images, label_map
+from diff_helpers import (assert_close_to_magnitude, build_encoder, diff, generators, images,
+                          label_map)
 from mmseg.utils.compile_stats import compile_stats
 
 SHORT = dict(timesteps=[40, 14, 4], saved_steps=[2, 1])
@@ -31,8 +32,8 @@ def test_compiled_unet_equals_eager_and_rows_do_not_recompile(tiny_sd_dir, monke
             assert eager.last_usage == compiled.last_usage
             for stride, value in reference.items():
                 assert features[stride].dtype == torch.float32
-                torch.testing.assert_close(features[stride], value, rtol=1e-4, atol=1e-5,
-                                           msg=f'case {index}, stride {stride}')
+                # Traced graphs may fuse or reorder ops vs eager: 1e-4 of the scale.
+                assert_close_to_magnitude(features[stride], value, f'case {index}, stride {stride}')
             graphs.append(compile_stats()['graphs'])
     finally:
         compiled.release_compiled()

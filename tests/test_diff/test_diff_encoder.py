@@ -161,7 +161,8 @@ def test_hooks_are_removed_and_read_the_residual_branch(tiny_sd_dir, components)
     assert not recorder.active
     # conv2's output is the residual branch: output * scale - shortcut(input).
     branch = seen['output'] * resnet.output_scale_factor - resnet.conv_shortcut(seen['inputs'])
-    torch.testing.assert_close(recorder.features['conv2'], branch, rtol=1e-5, atol=1e-5)
+    # Recomputed as output * scale - shortcut: different float arithmetic, 1e-4 of the scale.
+    assert_close_to_magnitude(recorder.features['conv2'], branch, 'conv2')
     with torch.no_grad():
         encoder(images(1), generator=generators(1))
     assert not any(m._forward_hooks for m in components.unet.modules())

@@ -9,9 +9,8 @@ import contextlib
 
 import pytest
 import torch
-from diff_helpers import SHORT, build_encoder, diff, generators, images, label_map
-
-TOLERANCE = dict(rtol=1e-4, atol=1e-4)
+from diff_helpers import (SHORT, assert_close_to_magnitude, build_encoder, diff, generators,
+                          images, label_map)
 
 
 def _pair(model_id, components, **keys):
@@ -24,8 +23,9 @@ def _pair(model_id, components, **keys):
 
 def _assert_same(outputs, expected):
     assert len(outputs) == len(expected) == 4
-    for out, ref in zip(outputs, expected):
-        torch.testing.assert_close(out, ref, **TOLERANCE)
+    for index, (out, ref) in enumerate(zip(outputs, expected)):
+        # Merged / batched UNet rows round differently from the plain calls: 1e-4 of scale.
+        assert_close_to_magnitude(out, ref, f'output {index}')
 
 
 def test_released_schedule_without_labels(tiny_sd_dir, components):
@@ -33,7 +33,11 @@ def test_released_schedule_without_labels(tiny_sd_dir, components):
     fast, slow = _pair(tiny_sd_dir, components)
     x = images(2)
     with torch.no_grad():
-        _assert_same(fast(x, generator=generators(2)), slow(x, generator=generators(2)))
+        outputs = fast(x, generator=generators(2))
+        _assert_same(outputs, slow(x, generator=generators(2)))
+        other = fast(x, generator=generators(2, seed=7))
+    for out, changed in zip(outputs, other):  # negative control: other noise, far beyond 1e-4
+        assert (changed - out).abs().max() > 1e-2 * out.abs().max()
     assert fast.last_usage.calls == 34 and set(fast.last_usage.rows) == {2}
     assert slow.last_usage.calls == 37 and set(slow.last_usage.rows) == {4}
 
