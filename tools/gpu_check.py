@@ -22,6 +22,7 @@ Usage::
     python3 tools/gpu_check.py --download .gpu-wheels     # on a machine with PyPI
 """
 import argparse
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -228,9 +229,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     env = dict(os.environ, HF_HUB_OFFLINE='1', TRANSFORMERS_OFFLINE='1',
                PYTHONPATH=os.pathsep.join(filter(None, [str(site), str(REPO_ROOT),
                                                         os.environ.get('PYTHONPATH')])))
-    sys.path[:0] = [str(site)]
-    importlib.invalidate_caches()
-    absent = [m for m in REQUIRED_MODULES if importlib.util.find_spec(m) is None]
+    # The checks run in subprocesses with that PYTHONPATH; look the modules up the same way.
+    search = [str(site), str(REPO_ROOT), *sys.path]
+    absent = [m for m in REQUIRED_MODULES
+              if importlib.machinery.PathFinder.find_spec(m, search) is None]
     if absent:
         print(f'gpu-check: modules still missing: {absent}; the checks that need them will fail')
     report = dict(environment=dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__,
