@@ -15,6 +15,7 @@ from mmengine.dataset import pseudo_collate
 import mmseg.datasets  # noqa: F401  (registers the datasets and transforms)
 import mmseg.models  # noqa: F401  (registers the models)
 from mmseg.registry import DATASETS, MODELS
+from tests.test_models.diff_merged_helpers import assert_close_to_magnitude
 
 BASE_MODEL = 'configs/_base_/models/daformer_sepaspp_diff.py'
 VAL_SETS = 'configs/_base_/datasets/synthetic_val_domains.py'
@@ -55,7 +56,8 @@ def assert_same(batched, alone):
     assert len(batched) == len(alone)
     for (logits, pred), (ref_logits, ref_pred) in zip(batched, alone):
         assert logits.shape == ref_logits.shape and pred.shape == ref_pred.shape
-        torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-5)
+        # A batch of 4 vs one image rounds differently (CPU/thread-dependent): 1e-4 of scale.
+        assert_close_to_magnitude(logits, ref_logits, 'seg_logits', relative=1e-4)
         assert (pred == ref_pred).float().mean() > 0.999
 
 
