@@ -160,7 +160,8 @@ def test_slide_inference_equals_whole_for_a_pointwise_model():
     with torch.no_grad():
         slide = model.slide_inference(inputs, [{}] * 2)
         whole = model.whole_inference(inputs, [{}] * 2)
-    assert torch.allclose(slide, whole, atol=1e-6)
+    # Crops vs the whole image may take different conv kernels: 1e-5 of the logits' scale.
+    torch.testing.assert_close(slide, whole, rtol=0, atol=1e-5 * float(whole.abs().max()))
 
 
 def test_slide_inference_averages_overlapping_windows():
@@ -175,7 +176,8 @@ def test_slide_inference_averages_overlapping_windows():
     expected[..., 32:64] = (windows[0][..., 32:] + windows[1][..., :32]) / 2
     expected[..., 64:96] = (windows[1][..., 32:] + windows[2][..., :32]) / 2
     expected[..., 96:] = windows[2][..., 32:]
-    assert torch.allclose(slide, expected, atol=1e-6)
+    # Accumulated window sums vs hand-averaged halves round differently: 1e-5 of the scale.
+    torch.testing.assert_close(slide, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
 
 
 def test_evaluation_randomness_is_per_image_and_repeatable():

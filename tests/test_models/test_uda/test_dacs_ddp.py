@@ -17,6 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from mmengine.model import MMDistributedDataParallel
 
+from tests.test_models.diff_merged_helpers import assert_close_to_magnitude
 from tests.test_models.test_uda.test_dacs import RecordingOptimWrapper
 from tests.test_models.test_uda.uda_helpers import build_dacs, uda_batch
 
@@ -61,8 +62,11 @@ def test_dacs_trains_under_ddp_with_the_mean_gradient(tmp_path):
         total, _ = model.parse_losses(model(**data, mode='loss'))
         total.backward()
         grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    largest = max(float((grads[0][n] + grads[1][n]).abs().max()) / 2 for n in grads[0])
     for name, grad in ranks[0]['grads'].items():
         expected = (grads[0][name] + grads[1][name]) / 2
-        assert torch.allclose(grad, expected, atol=1e-5), name
+        # All-reduce in other processes vs (a + b) / 2 here: 1e-4 of each gradient's scale
+        # (at least 1e-4 of the largest, for gradients that are zero up to rounding).
+        assert_close_to_magnitude(grad, expected, name, relative=1e-4, floor=1e-4 * largest)
     for name, param in ranks[0]['params'].items():
         assert torch.equal(param, ranks[1]['params'][name]), name
