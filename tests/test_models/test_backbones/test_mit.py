@@ -47,7 +47,8 @@ def test_forward_normalises_like_imagenet_and_ignores_diff_arguments(tiny_mit_di
     assert [tuple(o.shape) for o in outputs] == [
         (2, 8, 16, 24), (2, 16, 8, 12), (2, 40, 4, 6), (2, 64, 2, 3)]
     assert all(torch.equal(a, b) for a, b in zip(outputs, steered))
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(outputs, direct))
+    for a, b in zip(outputs, direct):  # normalised in another order: 1e-5 of the scale
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * float(b.abs().max()))
 
 
 def test_missing_folder_says_what_to_download(tmp_path):
