@@ -61,7 +61,8 @@ def test_mixing_reads_each_layer_and_step_from_its_own_channels():
                 expected = expected + weights[index * 3 + step] * block(chunk)
         out = mixing({32: x})[32]
     assert out.shape == (2, 32, 3, 4)
-    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    # One fused sum vs a Python loop of weighted terms: 1e-5 of the output's scale.
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
 
 
 def test_mixing_encoder_runs(tiny_sd_dir, components):

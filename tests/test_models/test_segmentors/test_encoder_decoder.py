@@ -95,8 +95,10 @@ def test_ipkl_consistency_gradient_reaches_both_passes():
     losses['consistency_loss'].backward()
     logits_w, logits_wo = captured
     expected = 2 * (logits_w - logits_wo).detach() / logits_w.numel()
-    assert torch.allclose(logits_w.grad, expected, atol=1e-9)
-    assert torch.allclose(logits_wo.grad, -expected, atol=1e-9)
+    # Autograd of the MSE vs its closed form round differently: 1e-5 of the gradient's scale.
+    tolerance = dict(rtol=0, atol=1e-5 * float(expected.abs().max()))
+    torch.testing.assert_close(logits_w.grad, expected, **tolerance)
+    torch.testing.assert_close(logits_wo.grad, -expected, **tolerance)
     # Only the label-steered pass uses the label embedding: it gets a gradient too.
     assert model.backbone.label_embed.weight.grad.abs().sum() > 0
 
@@ -120,7 +122,7 @@ def test_encode_decode_pads_to_size_divisor_and_crops_back():
                                align_corners=False)[:, :, :50, :70]
     assert seen[0] == (1, 3, 64, 128)
     assert logits.shape == (1, 19, 50, 70)
-    assert torch.allclose(logits, manual, atol=1e-6)
+    assert torch.equal(logits, manual)
 
 
 def test_predict_returns_predictions_at_ori_shape():
@@ -134,7 +136,7 @@ def test_predict_returns_predictions_at_ori_shape():
     assert result.pred_sem_seg.data.shape == (1, 100, 140)
     assert result.seg_logits.data.shape == (19, 100, 140)
     expected = F.interpolate(logits, size=(100, 140), mode='bilinear', align_corners=False)[0]
-    assert torch.allclose(result.seg_logits.data, expected, atol=1e-5)
+    assert torch.equal(result.seg_logits.data, expected)
     assert torch.equal(result.pred_sem_seg.data[0], expected.argmax(0))
 
 
