@@ -35,6 +35,9 @@ def test_compiled_unet_equals_eager_and_rows_do_not_recompile(tiny_sd_dir, monke
                 # Traced graphs may fuse or reorder ops vs eager: 1e-4 of the scale.
                 assert_close_to_magnitude(features[stride], value, f'case {index}, stride {stride}')
             graphs.append(compile_stats()['graphs'])
+        with torch.no_grad():  # negative control: other noise moves the features far beyond 1e-4
+            other = compiled(one, None, generators(1, seed=7))  # vs case 3: seed 0
+        assert (other[16] - features[16]).abs().max() > 1e-2 * features[16].abs().max()
     finally:
         compiled.release_compiled()
     assert compiled.last_usage.rows[0] == 1 and graphs[0] > 0

@@ -49,6 +49,9 @@ def test_forward_normalises_like_imagenet_and_ignores_diff_arguments(tiny_mit_di
     assert all(torch.equal(a, b) for a, b in zip(outputs, steered))
     for a, b in zip(outputs, direct):  # normalised in another order: 1e-5 of the scale
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5 * float(b.abs().max()))
+    with torch.no_grad():  # negative control: pixels left unnormalised differ far beyond 1e-5
+        raw = backbone.encoder(pixel_values=pixels, output_hidden_states=True).hidden_states
+    assert (raw[-1] - direct[-1]).abs().max() > 1e-2 * direct[-1].abs().max()
 
 
 def test_missing_folder_says_what_to_download(tmp_path):

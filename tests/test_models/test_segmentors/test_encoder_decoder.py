@@ -164,6 +164,8 @@ def test_slide_inference_equals_whole_for_a_pointwise_model():
         whole = model.whole_inference(inputs, [{}] * 2)
     # Crops vs the whole image may take different conv kernels: 1e-5 of the logits' scale.
     torch.testing.assert_close(slide, whole, rtol=0, atol=1e-5 * float(whole.abs().max()))
+    shifted = model.whole_inference(inputs.roll(1, dims=-1), [{}] * 2)  # negative control
+    assert (shifted - whole).abs().max() > 1e-2 * whole.abs().max()
 
 
 def test_slide_inference_averages_overlapping_windows():
@@ -180,6 +182,8 @@ def test_slide_inference_averages_overlapping_windows():
     expected[..., 96:] = windows[2][..., 32:]
     # Accumulated window sums vs hand-averaged halves round differently: 1e-5 of the scale.
     torch.testing.assert_close(slide, expected, rtol=0, atol=1e-5 * float(expected.abs().max()))
+    # Negative control: a window averaged with the wrong neighbour is far outside 1e-5.
+    assert (slide[..., 32:64] - windows[1][..., :32]).abs().max() > 1e-2 * expected.abs().max()
 
 
 def test_evaluation_randomness_is_per_image_and_repeatable():
