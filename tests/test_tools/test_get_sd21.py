@@ -183,6 +183,7 @@ def sd21_config_dicts(folder: Path) -> Dict[str, dict]:
 def test_verify_tiny_folder_loads_and_gives_the_fingerprint(tiny_sd_dir):
     from mmseg.models.backbones.diff.fingerprint import fingerprint_sd_folder
     fingerprint = get_sd21.verify_folder(tiny_sd_dir, expect='any')
+    assert fingerprint.pop('files_checked') is None  # no SHA256SUMS: make_tiny_sd wrote it
     assert fingerprint == fingerprint_sd_folder(tiny_sd_dir)
 
 
@@ -190,6 +191,7 @@ def test_verify_only_cli_prints_fingerprint(tiny_sd_dir, capsys):
     assert get_sd21.main(['--verify-only', str(tiny_sd_dir), '--expect', 'any']) == 0
     out = capsys.readouterr().out
     assert 'OK:' in out and get_sd21.verify_folder(tiny_sd_dir, 'any', False)['sha256'] in out
+    assert 'not written by this tool): only its structure' in out
 
 
 def test_tiny_folder_fails_the_sd21_architecture_check(tiny_sd_dir, capsys):
@@ -370,9 +372,31 @@ def test_mirror_download_is_verified_then_renamed_into_place(tiny_sd_dir, tmp_pa
     assert calls == [dict(repo_id='someone/mirror', revision='abc123',
                           allow_patterns=list(get_sd21.MIRROR_FILES))]
     assert sorted(p.name for p in target.iterdir()) == sorted(
-        p.name for p in tiny_sd_dir.iterdir())  # no .cache, nothing else
+        [p.name for p in tiny_sd_dir.iterdir()] + ['SHA256SUMS'])  # no .cache, nothing else
     assert sorted(p.name for p in target.parent.iterdir()) == ['sd']  # no temp folder left
     assert 'fingerprint' in capsys.readouterr().out
+    # every file written is listed with its SHA-256 (the sha256sum format)
+    listed = dict(reversed(line.split('  ', 1)) for line in
+                  (target / 'SHA256SUMS').read_text().splitlines())
+    files = sorted(p.relative_to(target).as_posix() for p in target.rglob('*')
+                   if p.is_file() and p.name != 'SHA256SUMS')
+    assert sorted(listed) == files
+    vae = 'vae/diffusion_pytorch_model.safetensors'
+    assert listed[vae] == get_sd21.sha256_of(target / vae)
+    assert get_sd21.main(['--verify-only', str(target), '--expect', 'any']) == 0
+    assert f'its {len(files)} files match SHA256SUMS' in capsys.readouterr().out
+    # one flipped byte in the VAE's weights (past the header: the file still loads) is found
+    weights = target / vae
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    assert get_sd21.main(['--verify-only', str(target), '--expect', 'any']) == 1
+    err = capsys.readouterr().err
+    assert f'{vae}: SHA-256' in err and 'differs from the recorded' in err
+    (target / 'scheduler' / 'scheduler_config.json').unlink()
+    (target / 'scheduler' / 'scheduler_config.json').write_text('{}')
+    with pytest.raises(get_sd21.VerificationError, match='scheduler_config.json: SHA-256'):
+        get_sd21.check_manifest(target)
 
 
 def test_mirror_of_another_architecture_leaves_nothing(tiny_sd_dir, tmp_path, monkeypatch,
