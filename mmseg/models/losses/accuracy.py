@@ -1,6 +1,7 @@
 """Pixel accuracy (percent) over non-ignored pixels, logged as ``acc_seg``."""
 import torch
 
+from mmseg.models.backbones.diff import host_reads
 from mmseg.utils import IGNORE_INDEX
 
 
@@ -20,8 +21,8 @@ def accuracy(pred: torch.Tensor, target: torch.Tensor,
         if target.dim() == pred.dim():
             target = target[:, 0]
         valid = target != ignore_index
-        num_valid = valid.sum()
+        num_valid = host_reads.item('valid_pixels', valid.sum())
         if num_valid == 0:
             return pred.new_zeros(())
         correct = (pred.argmax(dim=1) == target) & valid
-        return correct.sum().to(pred.dtype) * (100.0 / num_valid.item())
+        return correct.sum().to(pred.dtype) * (100.0 / num_valid)

@@ -15,6 +15,7 @@ from mmengine.dist import is_main_process
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
 
+from mmseg.models.backbones.diff import host_reads
 from mmseg.models.utils.dacs_transforms import (color_jitter, denormalize, draw_blur_sigmas,
                                                 gaussian_blur, get_class_masks, one_mix)
 from mmseg.registry import MODELS
@@ -218,7 +219,7 @@ class DACS(UDADecorator):
     # -------------------------------------------------------------------- steps
     def _update_teacher(self) -> int:
         """EMA update of the teacher from the student; returns this iteration's index."""
-        iteration = int(self.local_iter)
+        iteration = int(host_reads.item('iteration', self.local_iter))
         self._usages = []
         if self.teacher is not None:
             self.teacher.update(self.model, iteration)
@@ -299,12 +300,14 @@ class DACS(UDADecorator):
             weights.append(one_mix(mask, source_weight[i], pseudo_weight[i]))
         images = torch.stack(images)
         # One draw per batch for each augmentation, as released.
-        images = color_jitter(images, float(torch.rand(())), self.color_jitter_strength,
-                                self.color_jitter_probability, self._mean, self._std)
+        draw = host_reads.item('augmentation_draw', torch.rand(()))
+        images = color_jitter(images, draw, self.color_jitter_strength,
+                              self.color_jitter_probability, self._mean, self._std)
         if self.blur:
             sigmas = draw_blur_sigmas(images.shape[0], None, *self.blur_sigma_range)
-            images = gaussian_blur(images, float(torch.rand(())), sigmas,
-                                     self.blur_probability, self.blur_kernel_ratio)
+            draw = host_reads.item('augmentation_draw', torch.rand(()))
+            images = gaussian_blur(images, draw, sigmas, self.blur_probability,
+                                   self.blur_kernel_ratio)
         return MixedBatch(images, torch.stack(labels), torch.stack(weights),
                           torch.stack(masks)[:, 0].to(source_inputs.device))
 

@@ -19,6 +19,8 @@ from kornia.augmentation import ColorJitter
 from kornia.filters import gaussian_blur2d
 from torch import Tensor
 
+from mmseg.models.backbones.diff import host_reads
+
 
 def _channel_stats(values: Sequence[float], like: Tensor) -> Tensor:
     """Per-channel statistics as a ``(1, C, 1, 1)`` tensor on ``like``'s device."""
@@ -62,7 +64,7 @@ def get_class_masks(labels: Tensor, generator: Optional[torch.Generator] = None)
         list[Tensor]: B float masks of shape (1, H, W), 1 where the source is kept.
     """
     labels = labels.squeeze(1) if labels.dim() == 4 else labels
-    classes = torch.unique(labels)
+    classes = labels.new_tensor(host_reads.distinct_values('label_classes', labels))
     num_chosen = math.ceil(classes.numel() / 2)
     masks = []
     for label in labels:

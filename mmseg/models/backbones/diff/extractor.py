@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import host_reads
 from .components import SDComponents
 from .config import DIFFConfig
 from .hooks import FeatureRecorder
@@ -427,7 +428,7 @@ class DiffusionFeatureExtractor(nn.Module):
         """Prompted classes present anywhere in the batch (one host sync per call)."""
         if label_map is None or not self.config.use_path_control:
             return []
-        present = set(torch.unique(label_map).tolist())
+        present = set(host_reads.distinct_values('label_classes', label_map))
         return sorted(c for c in self.config.label_prompts if c in present)
 
     def _latent_masks(self, label_map: Optional[Tensor], classes: List[int],
