@@ -23,7 +23,7 @@ PROJECT_TOP_LEVEL_KEYS = frozenset({
     'runner_type', 'model_wrapper_cfg', 'find_unused_parameters', 'git_rev', 'seed',
     'allow_other_sd', 'launcher', 'experiment_name', 'work_dir', 'resume', 'load_from',
     'target_domains', 'test_split', 'targets_for_evaluation_only', 'verbose',
-    'checkpoint_selection'})
+    'checkpoint_selection', 'data_check'})
 
 EXIT_USER_ERROR = 2
 
@@ -207,10 +207,12 @@ def user_error_types() -> Tuple[type, ...]:
     from mmseg.engine.guards import NonFiniteLossError
     from mmseg.models.backbones.diff.config import ConfigError
     from mmseg.utils import DiskFullError
+
+    from .preflight import DataCheckOptionError
     return (FileNotFoundError, NotADirectoryError, PermissionError, DiskFullError, ConfigError,
             UnknownConfigKeyError, CheckpointMismatchError, NotACheckpointError,
             NonFiniteWeightsError, OtherStableDiffusionError, NonFiniteLossError,
-            BadInputFileError)
+            BadInputFileError, DataCheckOptionError)
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], Any],

@@ -2,14 +2,20 @@
 
 Building DIFF loads about 1.3 G parameters of Stable Diffusion; a missing dataset
 should not be discovered only after that. Each check raises one error naming
-the path and saying what to download or run.
+the path and saying what to download or run. Then every image and label of the training
+and validation sets is opened (:func:`check_dataset_samples`, docs/data-checks.md).
 """
 import copy
+import logging
 from pathlib import Path
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
+from mmseg.datasets.sample_check import (CheckResult, check_samples, count_bad, labelled_pairs,
+                                         problem_report)
+from mmseg.datasets.transforms.loading import BadInputFileError
 from mmseg.registry import DATASETS
 
 from .config import REPO_ROOT
@@ -21,6 +27,22 @@ SD21_COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
 
 class MissingInputError(FileNotFoundError):
     """Weights or data named by the config are not on disk."""
+
+
+class BadSamplesError(BadInputFileError):
+    """The start-up data check found bad images or labels (all of them are listed)."""
+
+
+class DataCheckOptionError(ValueError):
+    """The config key ``data_check`` holds an unknown key or a value of the wrong type."""
+
+
+#: The config key ``data_check`` (every entry optional) and its defaults.
+DATA_CHECK_DEFAULTS: Dict[str, Any] = dict(
+    enabled=True,  # open every image and label of the training and validation sets
+    skip_bad_samples=False,  # leave bad samples out (with a count) instead of stopping
+    workers=None,  # threads (default: the CPU count, at most 8)
+    cache_dir=None)  # default: $DIFF_CACHE_DIR, else $XDG_CACHE_HOME/diff, else ~/.cache/diff
 
 
 def _walk(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
@@ -87,13 +109,15 @@ def check_weights(cfg: Config) -> List[Path]:
     return folders
 
 
-def _dataset_configs(cfg: Config, stages: Sequence[str]) -> Iterator[Tuple[str, dict]]:
+def _dataset_configs(cfg: Config, stages: Sequence[str],
+                     copy_nodes: bool = True) -> Iterator[Tuple[str, dict]]:
+    """(location, config dict) of every folder dataset of ``stages`` (copies unless told)."""
     roots = {f'{s}_dataloader': cfg.get(f'{s}_dataloader') for s in stages}
     for loop in (f'{s}_cfg' for s in stages if s != 'train'):
         extra = (cfg.get(loop) or {}).get('extra_domains') or {}
         roots.update({f'{loop}.extra_domains.{k}': v for k, v in extra.items()})
     for name, root in roots.items():
-        for where, node in _walk(copy.deepcopy(root), name):
+        for where, node in _walk(copy.deepcopy(root) if copy_nodes else root, name):
             cls = DATASETS.get(node['type']) if isinstance(node.get('type'), str) else None
             if cls is not None and hasattr(cls, 'default_prefix'):
                 yield where, node
@@ -133,12 +157,95 @@ def check_data(cfg: Config, stages: Sequence[str] = ('train', 'val', 'test')) ->
     return checked
 
 
+def data_check_options(cfg: Config) -> Dict[str, Any]:
+    """The config key ``data_check`` merged over :data:`DATA_CHECK_DEFAULTS`.
+
+    Raises:
+        DataCheckOptionError: an unknown key or a value of the wrong type, named.
+    """
+    given = cfg.get('data_check') or {}
+    if not isinstance(given, dict):
+        raise DataCheckOptionError(f'data_check must be a dict such as dict(skip_bad_samples='
+                                   f'True), got {given!r}')
+    unknown = sorted(set(given) - set(DATA_CHECK_DEFAULTS))
+    if unknown:
+        raise DataCheckOptionError(f'data_check: unknown key(s) {unknown}; expected some of '
+                                   f'{sorted(DATA_CHECK_DEFAULTS)}')
+    options = dict(DATA_CHECK_DEFAULTS, **given)
+    for key in ('enabled', 'skip_bad_samples'):
+        if not isinstance(options[key], bool):
+            raise DataCheckOptionError(f'data_check.{key} must be True or False, got '
+                                       f'{options[key]!r}')
+    workers = options['workers']
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise DataCheckOptionError(f'data_check.workers must be a positive integer or None, '
+                                   f'got {workers!r}')
+    return options
+
+
+def check_dataset_samples(
+        cfg: Config, stages: Sequence[str] = ('train', 'val')) -> List[Tuple[str, CheckResult]]:
+    """Open every image and label of the datasets of ``stages``; report all problems at once.
+
+    With ``data_check.skip_bad_samples=True`` the bad samples are left out instead: each
+    dataset's config gets their images in ``skip_img_paths`` (``cfg`` is changed in place, so
+    the saved config names them) and their count is printed. ``data_check.enabled=False``
+    skips the check.
+
+    Returns:
+        (location, result) per dataset checked.
+
+    Raises:
+        BadSamplesError: one error whose first line counts the bad samples and says how to go
+            on, followed by the report (every problem, grouped by dataset).
+    """
+    options = data_check_options(cfg)
+    if not options['enabled']:
+        return []
+    checked, nodes, seen = [], [], {}
+    for where, node in _dataset_configs(cfg, stages, copy_nodes=False):
+        spec = dict(copy.deepcopy(node), pipeline=[], lazy_init=False, serialize_data=False)
+        name = f'{where} ({spec["type"]})'
+        pairs = labelled_pairs(DATASETS.build(spec))
+        key = tuple(pairs)
+        if key not in seen:  # the same data under two names is checked once
+            seen[key] = check_samples(pairs, options['workers'], options['cache_dir'],
+                                      desc=f'checking {where}')
+        checked.append((name, seen[key]))
+        nodes.append(node)
+    bad, total = count_bad(checked)
+    opened = sum(r.opened for r in seen.values())
+    if not bad:
+        print_log(f'data check: {total} samples of {len(checked)} dataset(s) fine ({opened} '
+                  'opened, the others unchanged since their last check)', logger='current',
+                  level=logging.INFO)
+        return checked
+    report = problem_report(checked)
+    if not options['skip_bad_samples']:
+        raise BadSamplesError(
+            f'data check: {bad} of {total} samples are bad (listed below); fix or remove '
+            'them, or leave them out with --cfg-options data_check.skip_bad_samples=True\n'
+            + report)
+    for (name, result), node in zip(checked, nodes):
+        if result.problems:
+            node['skip_img_paths'] = sorted(set(node.get('skip_img_paths') or ())
+                                            | set(result.problems))
+            if len(result.problems) == result.total:
+                raise BadSamplesError(f'data check: every sample of {name} is bad\n{report}')
+    print_log(f'data check: {bad} of {total} samples are bad and left out '
+              f'(data_check.skip_bad_samples=True):\n{report}', logger='current',
+              level=logging.WARNING)
+    return checked
+
+
 def check_inputs(cfg: Config, stages: Sequence[str] = ('train', 'val')) -> None:
-    """Data of ``stages`` and the weights, before any model is built.
+    """Data of ``stages`` and the weights, before any model is built; then every sample.
 
     Raises:
         MissingInputError: one error that lists every missing input (data and
             weights), so a new user learns everything to download at once.
+        BadSamplesError: bad images or labels (:func:`check_dataset_samples`).
     """
     problems = []
     for check in (lambda: check_data(cfg, stages), lambda: check_weights(cfg)):
@@ -148,3 +255,4 @@ def check_inputs(cfg: Config, stages: Sequence[str] = ('train', 'val')) -> None:
             problems.append(str(error))
     if problems:
         raise MissingInputError('\n'.join(problems))
+    check_dataset_samples(cfg, stages)

@@ -48,6 +48,9 @@ class BaseSegDataset(BaseDataset):
         seg_map_suffix: Label file name ending; None: the class's ``SEG_MAP_SUFFIX``.
         sub_dirs: Optional folders, relative to both prefixes, to scan instead
             of the whole image folder (e.g. ACDC's ``fog/val``, ``night/val``).
+        skip_img_paths: Images to leave out (with their labels). The start-up data check
+            sets it when ``data_check.skip_bad_samples`` is True, so the saved config names
+            the samples left out.
         pipeline: Transforms (dicts or callables).
         **kwargs: Passed on to :class:`mmengine.dataset.BaseDataset`.
     """
@@ -68,11 +71,13 @@ class BaseSegDataset(BaseDataset):
                  img_suffix: Optional[str] = None,
                  seg_map_suffix: Optional[str] = None,
                  sub_dirs: Optional[Sequence[str]] = None,
+                 skip_img_paths: Sequence[str] = (),
                  pipeline: Sequence[Union[dict, Callable]] = (),
                  **kwargs) -> None:
         self.img_suffix = self.IMG_SUFFIX if img_suffix is None else img_suffix
         self.seg_map_suffix = self.SEG_MAP_SUFFIX if seg_map_suffix is None else seg_map_suffix
         self.sub_dirs = list(sub_dirs) if sub_dirs else None
+        self.skip_img_paths = frozenset(os.path.abspath(p) for p in skip_img_paths)
         data_prefix = dict(data_prefix if data_prefix is not None else self.default_prefix())
         unknown = set(data_prefix) - {'img_path', 'seg_map_path'}
         if unknown or 'img_path' not in data_prefix:
@@ -113,6 +118,9 @@ class BaseSegDataset(BaseDataset):
         dirs = self._scan_dirs()
         img_dir = Path(self.data_prefix['img_path'])
         images = [path for folder in dirs for path in scan_files(folder, self.img_suffix)]
+        skipped = len(images)
+        images = [p for p in images if os.path.abspath(p) not in self.skip_img_paths]
+        skipped -= len(images)
         if not images:
             raise FileNotFoundError(
                 self._layout_error(
@@ -139,9 +147,10 @@ class BaseSegDataset(BaseDataset):
                 self._layout_error(
                     f'image {img_path} has no label: expected {seg} ({len(missing)} of '
                     f'{len(images)} images lack a label; were the labels converted?)'))
+        left_out = f' ({skipped} bad samples left out)' if skipped else ''
         print_log(
             f'{type(self).__name__}: {len(data_list)} images from '
-            f'{", ".join(map(str, dirs))}',
+            f'{", ".join(map(str, dirs))}{left_out}',
             logger='current',
             level=logging.INFO)
         return data_list

@@ -5,7 +5,7 @@ broken file in a 25k-image dataset is found at once instead of surfacing as a
 shape error deep inside the model.
 """
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -24,6 +24,16 @@ class BadInputFileError(ValueError):
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 
 
+def invalid_label_values(label: np.ndarray) -> List[int]:
+    """The values of ``label`` outside {0..18, 255}, sorted (empty: a valid label)."""
+    if label.dtype == np.uint8:
+        # bincount over 256 bins is ~10x faster than np.unique on a full-size label.
+        present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
+    else:
+        present = np.unique(label)
+    return sorted(int(v) for v in present if int(v) not in VALID_LABELS)
+
+
 def check_label_values(label: np.ndarray, path: str) -> None:
     """Raise :class:`BadInputFileError` naming ``path`` for a value outside {0..18, 255}.
 
@@ -31,12 +41,7 @@ def check_label_values(label: np.ndarray, path: str) -> None:
         label: The label map as read from disk.
         path: The file it came from (for the message).
     """
-    if label.dtype == np.uint8:
-        # bincount over 256 bins is ~10x faster than np.unique on a full-size label.
-        present = np.flatnonzero(np.bincount(label.ravel(), minlength=256))
-    else:
-        present = np.unique(label)
-    bad = sorted(int(v) for v in present if int(v) not in VALID_LABELS)
+    bad = invalid_label_values(label)
     if bad:
         shown = ', '.join(map(str, bad[:10])) + (' ...' if len(bad) > 10 else '')
         raise BadInputFileError(
