@@ -139,3 +139,17 @@ def test_mapillary_converter_on_synthetic(synthetic_data_root):
 def test_missing_root_names_the_path(tmp_path, module):
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / 'none'))):
         module.convert(tmp_path / 'none')
+
+
+def test_converter_runs_the_data_check(synthetic_data_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv('DIFF_CACHE_DIR', str(tmp_path / 'cache'))
+    root = copy_raw(synthetic_data_root / 'gta', tmp_path / 'gta', lambda n: not n.endswith(
+        ('_labelTrainIds.png', '.json')))
+    image = sorted((root / 'images').glob('*.png'))[5]
+    image.write_bytes(image.read_bytes()[:200])  # truncated
+    with pytest.raises(SystemExit) as stopped:
+        gta.main([str(root)])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert '\nerror: data check: 1 of 24 converted samples are bad' in err  # after the bars
+    assert f'image {image}: unreadable, truncated' in err

@@ -8,14 +8,19 @@ training split, the three files rare-class sampling reads (docs/method.md §5.3)
 - ``samples_with_class.json``: ``{"<train id>": [[path, pixels], ...]}``.
 
 Paths are relative to the dataset root (rare-class sampling matches basenames).
+
+After converting, every converter opens each image and converted label of the dataset with
+the start-up data check of training (unreadable or truncated files, values outside the train
+ids, label and image sizes that differ): a problem is reported at once, not in training.
 """
 import argparse
 import json
 import logging
+import sys
 from functools import partial
 from multiprocessing import Pool
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image
@@ -38,11 +43,46 @@ def parse_args(description: str, argv: Optional[Sequence[str]]) -> argparse.Name
     return parser.parse_args(argv)
 
 
+def check_converted(root: Path, datasets: Sequence[Tuple[str, Dict[str, str]]]) -> int:
+    """Run the data check on the converted ``datasets`` (type, data_prefix) found under ``root``.
+
+    Returns:
+        The number of samples checked.
+
+    Raises:
+        SystemExit: status 2 after ``error: data check: ...`` and the report of every problem.
+    """
+    import mmseg.datasets  # noqa: F401  (registers the dataset classes)
+    from mmseg.datasets.sample_check import (check_samples, count_bad, labelled_pairs,
+                                             problem_report)
+    from mmseg.registry import DATASETS
+    checked = []
+    for dataset_type, prefix in datasets:
+        if not (Path(root) / prefix['img_path']).is_dir():
+            continue
+        dataset = DATASETS.build(dict(type=dataset_type, data_root=str(root), data_prefix=prefix,
+                                      serialize_data=False))
+        checked.append((f'{dataset_type} {prefix["img_path"]}', check_samples(
+            labelled_pairs(dataset), desc=f'checking {prefix["img_path"]}')))
+    bad, total = count_bad(checked)
+    if bad:
+        print(f'error: data check: {bad} of {total} converted samples are bad (listed below); '
+              f'fix or remove them\n{problem_report(checked)}', file=sys.stderr)
+        sys.exit(2)
+    logger.info('data check: %d samples fine', total)
+    return total
+
+
 def run_cli(convert: Callable[[Path, int], Path], description: str,
-            argv: Optional[Sequence[str]]) -> None:
-    """The ``main`` of every converter: ``convert(root, nproc)`` from the command line."""
+            argv: Optional[Sequence[str]],
+            datasets: Sequence[Tuple[str, Dict[str, str]]] = ()) -> None:
+    """The ``main`` of every converter: ``convert(root, nproc)`` from the command line.
+
+    Then :func:`check_converted` on ``datasets`` (dataset type and ``data_prefix``).
+    """
     args = parse_args(description, argv)
-    convert(args.root, args.nproc)
+    root = convert(args.root, args.nproc)
+    check_converted(root, datasets)
 
 
 def lookup_table(id_to_train_id: Mapping[int, int], size: int = 65536) -> np.ndarray:

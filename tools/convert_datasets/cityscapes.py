@@ -68,7 +68,10 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    run_cli(convert, 'Convert Cityscapes polygons to train-id labels.', argv)
+    run_cli(convert, 'Convert Cityscapes polygons to train-id labels.', argv,
+            [('CityscapesDataset', dict(img_path=f'leftImg8bit/{split}',
+                                        seg_map_path=f'gtFine/{split}'))
+             for split in ('train', 'val')])
 
 
 if __name__ == '__main__':

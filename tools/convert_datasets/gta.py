@@ -52,7 +52,8 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    run_cli(convert, 'Convert GTA5 labels to Cityscapes train ids.', argv)
+    run_cli(convert, 'Convert GTA5 labels to Cityscapes train ids.', argv,
+            [('GTADataset', dict(img_path='images', seg_map_path='labels'))])
 
 
 if __name__ == '__main__':

@@ -73,7 +73,9 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    run_cli(convert, 'Convert Mapillary Vistas v1.2 labels to Cityscapes train ids.', argv)
+    run_cli(convert, 'Convert Mapillary Vistas v1.2 labels to Cityscapes train ids.', argv,
+            [('MapillaryDataset', dict(img_path=f'{split}/images', seg_map_path=f'{split}/labels'))
+             for split in SPLITS])
 
 
 if __name__ == '__main__':

@@ -60,7 +60,8 @@ def convert(root: Path, nproc: int = 1) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    run_cli(convert, 'Convert SYNTHIA labels to Cityscapes train ids.', argv)
+    run_cli(convert, 'Convert SYNTHIA labels to Cityscapes train ids.', argv,
+            [('SynthiaDataset', dict(img_path='RGB', seg_map_path='GT/LABELS'))])
 
 
 if __name__ == '__main__':
