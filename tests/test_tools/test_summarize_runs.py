@@ -7,7 +7,7 @@ import math
 import pytest
 from mmengine.visualization import LocalVisBackend
 
-from tools.summarize_runs import main, mean_std, read_run
+from tools.summarize_runs import SummaryError, main, mean_std, read_run
 
 # Three seeds of one setting: cityscapes/mIoU 40, 42, 47 -> mean 43, sample std sqrt(13).
 CS = [40.0, 42.0, 47.0]
@@ -21,8 +21,18 @@ def _validation(work_dir, step, metrics):
     backend.add_scalars(dict(metrics, data_time=0.1, time=0.2), step=step)
 
 
-def _run(root, seed, cs, acdc, road=None):
-    work_dir = root / f'250101_1200_diff-demo_s{seed}_abcde'
+def _record(work_dir, seed, name='250101_1200_diff-demo_s0_abcde', lr=6e-5, run=None):
+    """The resolved config train.py writes into the work dir (the run's own record)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / f'{name}.py').write_text(
+        f"experiment_name = '{run or work_dir.name}_20250101_120000_0'\nseed = {seed}\n"
+        f"randomness = dict(seed={seed}, deterministic=False)\nwork_dir = '{work_dir}'\n"
+        f"optim_wrapper = dict(optimizer=dict(type='AdamW', lr={lr}))\n")
+
+
+def _run(root, seed, cs, acdc, road=None, folder=None, **record):
+    work_dir = root / (folder or f'250101_1200_diff-demo_s{seed}_abcde')
+    _record(work_dir, seed, **record)
     backend = LocalVisBackend(save_dir=str(work_dir / '20250101_000000' / 'vis_data'))
     backend._init_env()
     backend.add_scalars(dict(lr=1e-4, loss=2.0, iter=1), step=1)  # a training line
@@ -45,12 +55,16 @@ def test_mean_std_is_sample_std():
 def test_last_validation_and_best(tmp_path):
     work_dir = _run(tmp_path, 0, 40.0, 30.0)
     run = read_run(work_dir)
-    assert run.metrics['cityscapes/mIoU'] == 40.0 and run.seed == 0 and run.group == 'diff-demo'
+    assert run.metrics['cityscapes/mIoU'] == 40.0 and run.seed == 0
+    assert run.group.startswith('diff-demo [settings ')
     assert 'iter 4 (last, checkpoint iter_4.pth)' in run.source
     assert read_run(work_dir, best='acdc').metrics['acdc/mIoU'] == 99.0
     with pytest.raises(KeyError, match='no bdd100k/mIoU'):
         read_run(work_dir, best='bdd100k')
+    _record(tmp_path / 'empty', 0)
     with pytest.raises(FileNotFoundError, match='no test_metrics.json'):
+        read_run(tmp_path / 'empty')
+    with pytest.raises(FileNotFoundError, match='no config record'):
         read_run(tmp_path)
 
 
@@ -85,3 +99,32 @@ def test_run_experiments_prints_the_seed_summary(tmp_path, capsys):
     out = capsys.readouterr().out
     assert '### diff-demo' in out and 'ddof=1' in out
     assert '| cityscapes/mIoU | 40.00 | 42.00 | 47.00 | 43.00 ± 3.61 | 3 |' in out
+
+
+def test_seed_and_group_come_from_the_records_not_the_folder_names(tmp_path, capsys):
+    a = _run(tmp_path, 0, 40.0, 30.0, folder='run_a')  # no _s<N> in the names
+    b = _run(tmp_path, 1, 42.0, 30.0, folder='X_s7')  # a misleading name: the record says 1
+    other = _run(tmp_path, 0, 50.0, 30.0, folder='run_c', lr=1e-4)
+    groups = main([str(a), str(b), str(other)])
+    assert [[r.seed for r in g.runs] for g in groups] == [[0, 1], [0]]
+    out = capsys.readouterr().out
+    assert f'grouped 2 run(s) as {groups[0].name} (same recorded config except the seed; ' \
+           'seeds 0, 1)' in out
+    assert f'differs from {groups[0].name} in: optim_wrapper.optimizer.lr' in out
+    assert '| cityscapes/mIoU | 40.00 | 42.00 | 41.00 ± 1.41 | 2 |' in out
+
+
+def test_the_same_run_twice_is_refused(tmp_path, capsys):
+    import shutil
+    run = _run(tmp_path, 0, 40.0, 30.0)
+    with pytest.raises(SummaryError, match='is given twice'):
+        main([str(run), str(tmp_path / '.' / run.name)])
+    copy = shutil.copytree(run, tmp_path / '250101_1200_diff-demo_s7_abcde')
+    with pytest.raises(SummaryError, match=r'and .*_s0_abcde are the same run \(recorded run '
+                                           r'name .*\): one is a copy'):
+        main([str(run), str(copy)])
+    from mmseg.apis.cli import run_cli
+    with pytest.raises(SystemExit) as stopped:  # as the command line runs it
+        run_cli(main, [str(run), str(copy)], extra_errors=(SummaryError, ))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and err.startswith('error: ') and len(err.splitlines()) == 1
