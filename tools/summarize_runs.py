@@ -20,8 +20,9 @@ folder name: runs are grouped by that config without the keys that name a run ra
 setting (seed, work dir, run name, code revision, resume), and the tool prints what it grouped
 and, between groups, the keys that differ. The same run given twice (the same folder, or a
 copy: the same recorded run name) is refused. The spread is the SAMPLE standard deviation
-(ddof = 1), as papers usually report; it is undefined (n/a) for a single run. A class that is NaN in a run (absent from labels and
-predictions) is left out of that class's mean, and its ``n`` says so.
+(ddof = 1), as papers usually report; it is undefined (n/a) for a single run. A class that is
+NaN in a run (absent from labels and predictions) is left out of that class's mean, and its
+``n`` says so.
 """
 import argparse
 import csv
