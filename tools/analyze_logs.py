@@ -24,6 +24,17 @@ from mmseg.utils import atomic_path
 Series = Dict[str, Tuple[List[float], List[float]]]
 
 
+class NothingToPlotError(KeyError):
+    """No requested key (or no logged iteration at all) in the logs."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+
+class BadLogError(ValueError):
+    """A scalars.json line that is not JSON."""
+
+
 def find_scalar_logs(path: Path) -> List[Path]:
     """``path`` if it is a file, else every ``scalars.json`` under it (sorted)."""
     if path.is_file():
@@ -45,7 +56,7 @@ def read_series(log_file: Path, keys: Sequence[str]) -> Series:
             try:
                 entry = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f'{log_file}:{line_no}: not a JSON line ({error})') from None
+                raise BadLogError(f'{log_file}:{line_no}: not a JSON line ({error})') from None
             step = entry.get('step', entry.get('iter'))
             for key in keys:
                 if key in entry and step is not None:
@@ -67,7 +78,12 @@ def plot(logs: Sequence[Path], keys: Sequence[str], out: Path, title: str = '') 
                 plotted += 1
     if not plotted:
         plt.close(fig)
-        raise KeyError(f'none of the keys {list(keys)} appears in {[str(p) for p in logs]}')
+        if not any(read_series(log_file, ['step'])['step'][0] for log_file in logs):
+            raise NothingToPlotError(
+                f'no logged iteration in {", ".join(map(str, logs))}: the run stopped before '
+                'its first logging interval (default_hooks.logger.interval), nothing to plot')
+        raise NothingToPlotError(f'none of the keys {list(keys)} appears in '
+                                 f'{[str(p) for p in logs]}')
     for ax, key in zip(axes[:, 0], keys):
         ax.set_title(key)
         ax.set_xlabel('iteration')
@@ -103,4 +119,5 @@ def main(argv: Optional[List[str]] = None) -> Path:
 
 
 if __name__ == '__main__':
-    main()
+    from mmseg.apis.cli import run_cli
+    run_cli(main, extra_errors=(NothingToPlotError, BadLogError))  # `error: ...`, exit 2

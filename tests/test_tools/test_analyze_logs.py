@@ -33,3 +33,18 @@ def test_unknown_key_and_missing_log_are_clear_errors(tmp_path):
         analyze_main([str(tmp_path / 'a'), '--keys', 'mIoU', '--out', str(tmp_path / 'x.png')])
     with pytest.raises(FileNotFoundError, match='no scalars.json'):
         analyze_main([str(tmp_path / 'empty_dir_missing')])
+
+
+def test_run_without_a_logged_iteration_is_one_error_line(tmp_path, capsys):
+    from mmseg.apis.cli import run_cli
+    from tools.analyze_logs import BadLogError, NothingToPlotError
+    log = tmp_path / 'run' / '20250101_000000' / 'vis_data' / 'scalars.json'
+    log.parent.mkdir(parents=True)
+    log.write_text('')  # the run stopped before its first logged iteration
+    with pytest.raises(SystemExit) as stopped:
+        run_cli(analyze_main, [str(tmp_path / 'run'), '--out', str(tmp_path / 'c.png')],
+                extra_errors=(NothingToPlotError, BadLogError))
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1
+    assert err.startswith('error: no logged iteration in ') and 'nothing to plot' in err
+    assert not (tmp_path / 'c.png').exists()
