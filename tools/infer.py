@@ -7,19 +7,22 @@ Example::
 
 For every image ``x.png`` it writes ``x.png`` in the output folder: the image beside the
 prediction (train ids coloured with the Cityscapes palette) with a class legend; with
-``--labels`` also ``labels/x.png`` (raw train ids). Images are processed with the config's test
+``--labels`` also ``labels/x.png`` (raw train ids). Images of one folder that share a name
+stem (``x.jpg`` and ``x.png``) get ``x_jpg.png`` and ``x_png.png``, so none is overwritten. A
+file that cannot be read as an image is skipped with one line, and the others are processed. Images are processed with the config's test
 pipeline (e.g. resized to 1024x512 for the Cityscapes configs); predictions come back at
 the original image size.
 """
 import argparse
+from collections import Counter
 from pathlib import Path
-from typing import List, Optional
-
+from typing import List, Optional, Sequence
 
 from tqdm import tqdm
 
 from mmseg.apis import find_images, inference_model, init_model
 from mmseg.apis.cli import DictAction, run_cli
+from mmseg.datasets.transforms.loading import BadInputFileError
 from mmseg.engine.hooks import read_rgb, write_prediction_images
 from mmseg.engine.runner import quiet_library_progress_bars
 
@@ -41,6 +44,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def output_stems(images: Sequence[Path]) -> List[str]:
+    """Output name stem of each image: its stem, plus its suffix where a sibling shares it."""
+    counts = Counter((path.parent, path.stem) for path in images)
+    return [f'{path.stem}_{path.suffix[1:].lower()}' if counts[(path.parent, path.stem)] > 1
+            else path.stem for path in images]
+
+
 def main(argv: Optional[List[str]] = None) -> List[Path]:
     """Segment the images; return the files written."""
     args = parse_args(argv)
@@ -51,15 +61,23 @@ def main(argv: Optional[List[str]] = None) -> List[Path]:
     out_dir = Path(args.out_dir)
     root = Path(args.images) if Path(args.images).is_dir() else Path(args.images).parent
     written: List[Path] = []
-    for path in tqdm(images, desc='segmenting', unit='img'):
-        [sample] = inference_model(model, str(path))
+    skipped = 0
+    progress = tqdm(list(zip(images, output_stems(images))), desc='segmenting', unit='img')
+    for path, stem in progress:
+        try:
+            [sample] = inference_model(model, str(path))
+        except (OSError, BadInputFileError) as error:  # not an image, truncated, unreadable
+            progress.write(f'skipped {path}: {error}')
+            skipped += 1
+            continue
         label = sample.pred_sem_seg.data[0].cpu().numpy()
         # keep the input's sub-folders so equal names in different folders do not collide
         rel = path.relative_to(root).parent
         written += write_prediction_images(
-            out_dir / rel, path.stem, read_rgb(str(path)), label,
+            out_dir / rel, stem, read_rgb(str(path)), label,
             raw_dir=out_dir / 'labels' / rel if args.labels else None)
-    print(f'{len(images)} images segmented; results in {out_dir}')
+    note = f' ({skipped} unreadable file(s) skipped, named above)' if skipped else ''
+    print(f'{len(images) - skipped} images segmented{note}; results in {out_dir}')
     return written
 
 
