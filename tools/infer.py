@@ -9,9 +9,9 @@ For every image ``x.png`` it writes ``x.png`` in the output folder: the image be
 prediction (train ids coloured with the Cityscapes palette) with a class legend; with
 ``--labels`` also ``labels/x.png`` (raw train ids). Images of one folder that share a name
 stem (``x.jpg`` and ``x.png``) get ``x_jpg.png`` and ``x_png.png``, so none is overwritten. A
-file that cannot be read as an image is skipped with one line, and the others are processed. Images are processed with the config's test
-pipeline (e.g. resized to 1024x512 for the Cityscapes configs); predictions come back at
-the original image size.
+file that cannot be read as an image is skipped with one line, and the others are processed.
+Images are processed with the config's test pipeline (e.g. resized to 1024x512 for the
+Cityscapes configs); predictions come back at the original image size.
 """
 import argparse
 from collections import Counter
