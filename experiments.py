@@ -40,7 +40,6 @@ ABBREVIATIONS = {
     'model.backbone.overrides.timesteps': 'ts',
     'model.backbone.overrides.saved_steps': 'ss',
     'model.backbone.overrides.unet_output': 'unet',
-    'model.backbone.overrides.optimize': 'opt',
     'model.train_cfg.ipkl.enabled': 'ipkl',
     'optim_wrapper.optimizer.lr': 'lr',
 }
@@ -115,6 +114,8 @@ EXPERIMENTS: Dict[int, Experiment] = {
                    FAMILY.format('sd21-base')),
     93: Experiment('exp 51 with Stable Diffusion 2.0 (768-v) as the frozen backbone',
                    FAMILY.format('sd20')),
+    94: Experiment('exp 51 with Stable Diffusion XL base 1.0 (two text towers, pooled text and '
+                   'size/crop conditioning) as the frozen backbone', FAMILY.format('sdxl')),
 }
 
 

@@ -9,14 +9,15 @@ diff/architectures.py). For an experiment (``--exp N``) or an mmseg config
 ``diff_config`` and ``overrides``, or the MiT-B5 baseline), and the tool also prints the feature
 widths and the UNet calls and rows of one training step and one evaluation image. Those counts
 depend on the config (steps, prompts, IPKL), not on the widths or the architecture, so they
-are measured on the tiny model (``tools/make_tiny_sd.py``, a 64x64 image, batch 1, every prompted class of
-``label_prompts`` in the label map: the most rows path control can add).
+are measured on the tiny model of the config's family (``tools/make_tiny_sd.py``, SD 2.1 for
+other configs; a 64x64 image, batch 1, every prompted class of ``label_prompts`` in the label
+map: the most rows path control can add).
 
 Usage::
 
     python tools/get_param_count.py [--diff-config diff_config.yaml] [--straightforward]
         [--model-config configs/_base_/models/daformer_sepaspp_diff.py] [--set key=value ...]
-        [--family sd21|sd21-base|sd20|sd15]
+        [--family sd21|sd21-base|sd20|sd15|sdxl]
     python tools/get_param_count.py --exp 80 [--no-usage]
     python tools/get_param_count.py --config configs/diff/<file>.py
 """
@@ -54,21 +55,28 @@ def _count(module: Optional[torch.nn.Module]) -> Tuple[int, int]:
 def _components_on_meta(folder: Path):
     """SD components of ``folder`` built from its config files only (no weights read)."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import (CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection,
+                              CLIPTokenizer)
 
     from mmseg.models.backbones.diff import SDComponents
+    second = {}
     with torch.device('meta'):
         unet = UNet2DConditionModel.from_config(
             UNet2DConditionModel.load_config(folder, subfolder='unet'))
         vae = AutoencoderKL.from_config(AutoencoderKL.load_config(folder, subfolder='vae'))
         text_encoder = CLIPTextModel(CLIPTextConfig.from_pretrained(folder / 'text_encoder'))
+        if (folder / 'text_encoder_2').is_dir():  # a second text tower (SD XL's layout)
+            second = dict(
+                text_encoder_2=CLIPTextModelWithProjection(
+                    CLIPTextConfig.from_pretrained(folder / 'text_encoder_2')),
+                tokenizer_2=CLIPTokenizer.from_pretrained(folder, subfolder='tokenizer_2'))
     return SDComponents(unet, vae, text_encoder,
                         CLIPTokenizer.from_pretrained(folder, subfolder='tokenizer'),
-                        DDIMScheduler.from_pretrained(folder, subfolder='scheduler'))
+                        DDIMScheduler.from_pretrained(folder, subfolder='scheduler'), **second)
 
 
 def _diff_encoder_on_meta(diff_config: Path, overrides: dict, family: Optional[str]):
-    """(DIFFEncoder on meta, text encoder) from the config's folder or the family's sizes."""
+    """(DIFFEncoder on meta, its components) from the config's folder or the family's sizes."""
     from mmseg.models.backbones.diff import DIFFConfig, DIFFEncoder
     from mmseg.models.backbones.diff.architectures import FAMILIES, build_random_components
     config = DIFFConfig.from_yaml(diff_config, **overrides)
@@ -77,25 +85,27 @@ def _diff_encoder_on_meta(diff_config: Path, overrides: dict, family: Optional[s
         logger.info('Architecture of %s', folder)
         parts = _components_on_meta(folder)
     else:
-        family = family or 'sd21'
+        family = family or _family_of_file(Path(diff_config)) or 'sd21'
         if family not in FAMILIES:
             raise ValueError(f'--family {family!r}: expected one of {sorted(FAMILIES)}')
         logger.info('Using the %s architecture (random weights, meta device)', family)
         parts = build_random_components(FAMILIES[family], device=torch.device('meta'))
     with torch.device('meta'):
         encoder = DIFFEncoder(config, parts)
-    return encoder, parts.text_encoder
+    return encoder, parts
 
 
 def diff_rows(diff_config: Path, overrides: dict,
               family: Optional[str] = None) -> Tuple[Rows, List[str]]:
     """Rows of (part, trainable, frozen) of a DIFF backbone and lines describing its widths."""
-    encoder, text_encoder = _diff_encoder_on_meta(diff_config, overrides, family)
+    encoder, parts = _diff_encoder_on_meta(diff_config, overrides, family)
     extractor = encoder.extractor
+    towers = [('text_encoder', parts.text_encoder)]
+    if parts.text_encoder_2 is not None:
+        towers.append(('text_encoder_2', parts.text_encoder_2))
     rows = [('unet', *_count(extractor.unet)),
-            ('vae (encoder; decoder dropped)', *_count(extractor.vae)),
-            ('text_encoder' + (' (construction only)' if encoder.config.optimize else ''),
-             *_count(text_encoder))]
+            ('vae (encoder; decoder dropped)', *_count(extractor.vae))]
+    rows += [(f'{name} (construction only)', *_count(tower)) for name, tower in towers]
     for name, block in encoder.aggregation.blocks.items():
         rows.append((f'aggregation.{name}', *_count(block)))
     if hasattr(encoder.aggregation, 'mixing_weights'):
@@ -194,9 +204,12 @@ def config_rows(cfg, family: Optional[str] = None) -> Tuple[Rows, List[str]]:
 def family_of(backbone: dict) -> Optional[str]:
     """The architecture family a DIFF config file is named after (``configs/diff_configs/
     <family>.yaml``), used when its model folder is missing; None for other files."""
+    return _family_of_file(_diff_yaml(backbone))
+
+
+def _family_of_file(path: Path) -> Optional[str]:
     from mmseg.models.backbones.diff.architectures import FAMILIES
-    stem = _diff_yaml(backbone).stem
-    return stem if stem in FAMILIES else None
+    return path.stem if path.stem in FAMILIES else None
 
 
 def unet_usage(cfg, family: Optional[str] = None, size: int = 64,
@@ -204,7 +217,8 @@ def unet_usage(cfg, family: Optional[str] = None, size: int = 64,
     """UNet (calls, rows) of one training step and of one evaluation image, batch 1.
 
     Measured with a forward pre-hook on the UNet of the config's segmentor built on the tiny
-    model of ``family`` (narrow trainable widths: the counts do not depend on them). The
+    model of ``family`` (default: the family the config's DIFF file is named after, else SD
+    2.1; narrow trainable widths: the counts do not depend on them). The
     label map holds every class of ``label_prompts``. ``tiny_dir``: an existing tiny folder
     to use instead of writing one.
     """
@@ -216,7 +230,9 @@ def unet_usage(cfg, family: Optional[str] = None, size: int = 64,
     from tools.make_tiny_sd import make_tiny_sd
     model_cfg = cfg.model.to_dict()
     backbone = model_cfg['backbone']
-    family = family or 'sd21'  # the counts depend on the config, not on the architecture
+    # The counts depend on the config, not on the widths; the family's tiny model has the
+    # layers that the config's hooked-layer lists name.
+    family = family or family_of(backbone) or 'sd21'
     with tempfile.TemporaryDirectory() as scratch:
         reuse = REPO_ROOT / 'checkpoints' / 'tiny-sd21'
         tiny = tiny_dir or make_tiny_sd(Path(scratch) / family, seed=0, family=family,
@@ -294,7 +310,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         default=REPO_ROOT / 'configs/_base_/models/daformer_sepaspp_diff.py',
                         help="mmseg model config whose decode_head is counted ('' to skip)")
     parser.add_argument('--family', help='count this Stable Diffusion architecture '
-                        '(sd21, sd21-base, sd20, sd15) instead of the model_id folder')
+                        '(sd21, sd21-base, sd20, sd15, sdxl) instead of the model_id folder')
     parser.add_argument('--straightforward', action='store_true',
                         help='count the release-like path (with the stride-64 branch)')
     parser.add_argument('--no-usage', action='store_true',

@@ -9,8 +9,11 @@ scheduler) but channel widths of 8-32, so tests, the demo and CI load it through
 ``--family`` picks another Stable Diffusion family's differences at the same tiny scale
 (:data:`FAMILIES`): ``sd15`` (narrower text tower and cross-attention, quick GELU, a fixed
 head count, no linear projection, epsilon prediction, a PNDM scheduler), ``sd21-base``
-(epsilon, no attention upcast), ``sd20`` (v-prediction, no attention upcast). The default
-``sd21`` output is unchanged bit for bit.
+(epsilon, no attention upcast), ``sd20`` (v-prediction, no attention upcast), ``sdxl`` (SD XL's
+three levels with cross-attention in the two coarser ones and several transformer blocks per
+attention, a second text tower with projection in ``text_encoder_2/`` and ``tokenizer_2/``,
+the added text-time embedding of pooled text and six size/crop time ids, epsilon prediction,
+an Euler scheduler). The default ``sd21`` output is unchanged bit for bit.
 
 Usage::
 
@@ -64,6 +67,29 @@ FAMILIES: Dict[str, Dict[str, Any]] = {
             num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
             beta_schedule='scaled_linear', prediction_type='epsilon', skip_prk_steps=True,
             set_alpha_to_one=False, steps_offset=1))),
+    # SD XL: 3 levels (plain finest, then 2 and 10 transformer blocks per attention in SD XL,
+    # 2 and 3 here), cross-attention as wide as both text towers together (16 + 32 here,
+    # 768 + 1280 in SD XL), the text-time added embedding: pooled width + 6 time ids x
+    # addition_time_embed_dim (32 + 6 x 8 here, 1280 + 6 x 256 in SD XL). Tower 1 is CLIP
+    # ViT-L-like (quick GELU), tower 2 OpenCLIP-bigG-like (GELU, projection, '!' padding).
+    'sdxl': dict(
+        unet=dict(block_out_channels=(8, 16, 32),
+                  down_block_types=('DownBlock2D', 'CrossAttnDownBlock2D',
+                                    'CrossAttnDownBlock2D'),
+                  up_block_types=('CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'),
+                  attention_head_dim=(2, 4, 8), transformer_layers_per_block=(1, 2, 3),
+                  upcast_attention=False, cross_attention_dim=48,
+                  addition_embed_type='text_time', addition_time_embed_dim=8,
+                  projection_class_embeddings_input_dim=80),
+        text_encoder=dict(hidden_size=16, projection_dim=16, hidden_act='quick_gelu'),
+        text_encoder_2=dict(hidden_size=32, projection_dim=32, hidden_act='gelu',
+                            pad_token='!'),
+        scheduler=('EulerDiscreteScheduler', dict(
+            num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+            beta_schedule='scaled_linear', prediction_type='epsilon', steps_offset=1,
+            timestep_spacing='leading', interpolation_type='linear',
+            use_karras_sigmas=False)),
+        pipeline='StableDiffusionXLPipeline'),
 }
 DEFAULT_FAMILY = 'sd21'
 
@@ -165,24 +191,33 @@ def _write_vae(path: Path, seed: int) -> None:
     vae.save_pretrained(path)
 
 
-def _write_text_encoder_and_tokenizer(root: Path, family: str = DEFAULT_FAMILY) -> None:
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+def _write_text_encoder_and_tokenizer(root: Path, family: str = DEFAULT_FAMILY,
+                                      tower: str = 'text_encoder') -> None:
+    """Write ``<tower>/`` and its tokenizer (``tokenizer/``, or ``tokenizer_2/`` for the
+    second tower ``text_encoder_2``, a CLIP text model with projection)."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+    from transformers import CLIPTokenizer
     vocabulary = _byte_level_vocabulary()
+    changes = dict(FAMILIES[family][tower])
+    pad = changes.pop('pad_token', '<|endoftext|>')
     settings = dict(
         hidden_size=32, intermediate_size=37, num_attention_heads=4, num_hidden_layers=2,
         vocab_size=len(vocabulary), max_position_embeddings=77, hidden_act='gelu',
         projection_dim=32, bos_token_id=vocabulary['<|startoftext|>'],
-        eos_token_id=vocabulary['<|endoftext|>'], pad_token_id=vocabulary['<|endoftext|>'],
+        eos_token_id=vocabulary['<|endoftext|>'], pad_token_id=vocabulary[pad],
     )
-    settings.update(FAMILIES[family]['text_encoder'])
-    CLIPTextModel(CLIPTextConfig(**settings)).save_pretrained(root / 'text_encoder')
+    settings.update(changes)
+    second = tower == 'text_encoder_2'
+    model = CLIPTextModelWithProjection if second else CLIPTextModel
+    model(CLIPTextConfig(**settings)).save_pretrained(root / tower)
     with tempfile.TemporaryDirectory() as scratch:
         vocab_file, merges_file = Path(scratch, 'vocab.json'), Path(scratch, 'merges.txt')
         vocab_file.write_text(json.dumps(vocabulary), encoding='utf-8')
         merges_file.write_text('#version: 0.2\n', encoding='utf-8')
         # transformers 5 ignores vocab_file=/merges_file= keywords: pass them positionally.
-        tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77)
-        tokenizer.save_pretrained(root / 'tokenizer')
+        tokenizer = CLIPTokenizer(str(vocab_file), str(merges_file), model_max_length=77,
+                                  pad_token=pad)
+        tokenizer.save_pretrained(root / ('tokenizer_2' if second else 'tokenizer'))
 
 
 def _write_scheduler(path: Path, family: str = DEFAULT_FAMILY) -> None:
@@ -193,13 +228,16 @@ def _write_scheduler(path: Path, family: str = DEFAULT_FAMILY) -> None:
 
 def _write_index(root: Path, family: str = DEFAULT_FAMILY) -> None:
     index = {
-        '_class_name': 'StableDiffusionPipeline',
+        '_class_name': FAMILIES[family].get('pipeline', 'StableDiffusionPipeline'),
         'unet': ['diffusers', 'UNet2DConditionModel'],
         'vae': ['diffusers', 'AutoencoderKL'],
         'text_encoder': ['transformers', 'CLIPTextModel'],
         'tokenizer': ['transformers', 'CLIPTokenizer'],
         'scheduler': ['diffusers', FAMILIES[family]['scheduler'][0]],
     }
+    if 'text_encoder_2' in FAMILIES[family]:
+        index.update(text_encoder_2=['transformers', 'CLIPTextModelWithProjection'],
+                     tokenizer_2=['transformers', 'CLIPTokenizer'])
     (root / INDEX_FILE).write_text(json.dumps(index, indent=2) + '\n', encoding='utf-8')
 
 
@@ -253,6 +291,9 @@ def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
                 _write_vae(scratch / 'vae', seed)
             torch.manual_seed(seed + 2)
             _write_text_encoder_and_tokenizer(scratch, family)
+            if 'text_encoder_2' in FAMILIES[family]:
+                torch.manual_seed(seed + 3)
+                _write_text_encoder_and_tokenizer(scratch, family, 'text_encoder_2')
         _write_scheduler(scratch / 'scheduler', family)
         _write_index(scratch, family)
         apply_umask_permissions(scratch)  # safetensors writes 0600 files

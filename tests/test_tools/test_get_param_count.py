@@ -22,7 +22,22 @@ def test_real_family_architectures_on_the_meta_device():
     assert sd15_widths == sd20_widths
     assert 'stride 8: 17,280 = 9 steps x 1,920' in sd15_widths[0]
     with pytest.raises(ValueError, match='expected one of'):
-        diff_rows(yaml_path, {}, family='sdxl')
+        diff_rows(yaml_path, {}, family='sd3')
+
+
+def test_sdxl_architecture_on_the_meta_device():
+    """SD XL base 1.0: UNet 2,567.5 M, text towers 123.1 M (CLIP ViT-L) and 694.7 M
+    (OpenCLIP bigG with projection); three recorded levels, no transformer blocks at stride 8;
+    the family is taken from the file's name."""
+    rows, widths = diff_rows(REPO / 'configs' / 'diff_configs' / 'sdxl.yaml', {})
+    parts = _parts(rows)
+    assert parts['unet'] == (0, 2_567_463_684)
+    assert parts['text_encoder'] == (0, 123_060_480)
+    assert parts['text_encoder_2'] == (0, 694_659_840)
+    assert parts['vae'] == (0, 34_163_684)  # SD's VAE encoder
+    assert widths[0] == ('recorded feature channels (all saved steps): stride 8: 8,640 = 9 steps '
+                         'x 960, stride 16: 34,560 = 9 steps x 3,840, stride 32: 69,120 = 9 '
+                         'steps x 7,680')
 
 
 def test_ablation_widths_and_parameters_per_experiment():

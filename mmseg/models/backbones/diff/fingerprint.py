@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Union
 
-COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler')
+COMPONENTS = ('unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler', 'text_encoder_2',
+              'tokenizer_2')  # the last two: only in folders with a second text tower
 WEIGHT_SUFFIXES = ('.safetensors', '.bin', '.pt', '.pth', '.ckpt')
 SAMPLE_BYTES = 1 << 20
 
