@@ -28,6 +28,19 @@ PROJECT_TOP_LEVEL_KEYS = frozenset({
 EXIT_USER_ERROR = 2
 
 
+class ConfigValueError(ValueError):
+    """A config value that cannot be right: malformed (``max_iters=abc``) or out of range."""
+
+
+# Keys whose value must be a whole number of at least the given minimum (iterations, intervals,
+# batch sizes). ``default_hooks.checkpoint.interval`` may also be -1 (mmengine: never save).
+POSITIVE_INTEGERS = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
+                     'default_hooks.checkpoint.interval': 1, 'default_hooks.logger.interval': 1,
+                     'train_dataloader.batch_size': 1, 'val_dataloader.batch_size': 1,
+                     'test_dataloader.batch_size': 1, 'train_dataloader.num_workers': 0,
+                     'val_dataloader.num_workers': 0, 'test_dataloader.num_workers': 0}
+
+
 # --- --cfg-options values ---------------------------------------------------------------
 
 def _split_top_level(text: str) -> List[str]:
@@ -141,6 +154,81 @@ def _child(node: Any, key: str, where: str) -> Tuple[bool, Any]:
     return False, None
 
 
+def _unbalanced(text: str) -> bool:
+    """True when ``text`` has an unclosed bracket or quote (``[acdc``, ``'abc``)."""
+    depth, quote = 0, ''
+    for char in text:
+        if quote:
+            quote = '' if char == quote else quote
+        elif char in '\'"':
+            quote = char
+        elif char in '([{':
+            depth += 1
+        elif char in ')]}':
+            depth -= 1
+            if depth < 0:
+                return True
+    return depth != 0 or bool(quote)
+
+
+def check_option_value(dotted: str, value: Any, current: Any, found: bool) -> None:
+    """A ``--cfg-options`` value must be well formed and of the type the config holds.
+
+    Raises:
+        ConfigValueError: naming the key, the value and what was expected.
+    """
+    if isinstance(value, str) and _unbalanced(value):
+        raise ConfigValueError(f'--cfg-options {dotted}={value}: unbalanced brackets or quotes '
+                               "(a list is written [a,b], a string with spaces 'a b')")
+    if not found or isinstance(current, bool) or not isinstance(current, (int, float)):
+        return
+    if isinstance(value, str) or isinstance(value, bool):
+        what = 'an integer' if isinstance(current, int) else 'a number'
+        raise ConfigValueError(f'--cfg-options {dotted}={value}: expected {what} (the config '
+                               f'holds {current!r})')
+    if isinstance(current, int) and isinstance(value, float) and not value.is_integer():
+        raise ConfigValueError(f'--cfg-options {dotted}={value}: expected an integer (the '
+                               f'config holds {current!r})')
+
+
+def _lookup(cfg: Mapping, dotted: str) -> Tuple[bool, Any]:
+    node: Any = cfg
+    for key in dotted.split('.'):
+        if not isinstance(node, Mapping) or key not in node:
+            return False, None
+        node = node[key]
+    return True, node
+
+
+def check_value_ranges(cfg: Mapping, options: Optional[Mapping[str, Any]] = None,
+                       source: str = '') -> None:
+    """Iterations, intervals and batch sizes must be whole numbers in range.
+
+    Args:
+        cfg: The merged config.
+        options: The ``--cfg-options`` given (a bad value from them is blamed on them).
+        source: The config file (named for a bad value of the file).
+
+    Raises:
+        ConfigValueError: naming the key, where the value came from and what was expected.
+    """
+    if not isinstance(cfg, Mapping):
+        source = source or (cfg.filename or '')
+        cfg = cfg.to_dict()
+    for key, minimum in POSITIVE_INTEGERS.items():
+        found, value = _lookup(cfg, key)
+        if not found or value is None:
+            continue
+        where = ' (from --cfg-options)' if key in (options or {}) else \
+            (f' (in {source})' if source else '')
+        allowed = value == -1 and key == 'default_hooks.checkpoint.interval'
+        if isinstance(value, bool) or not isinstance(value, int) or (
+                value < minimum and not allowed):
+            extra = ' or -1 (never)' if key == 'default_hooks.checkpoint.interval' else ''
+            raise ConfigValueError(f'{key} = {value!r}{where}: expected an integer >= '
+                                   f'{minimum}{extra}')
+
+
 def check_cfg_options(cfg: Mapping, options: Mapping[str, Any]) -> None:
     """Every dotted key of ``options`` must name something the config or the code reads.
 
@@ -153,8 +241,12 @@ def check_cfg_options(cfg: Mapping, options: Mapping[str, Any]) -> None:
     - a plain dict without ``type`` (``data_prefix``, DIFF ``overrides``, ...) takes any key:
       its reader validates it; below a key that does not exist yet nothing is checked.
 
+    Each value must be well formed and, where it replaces a number, a number
+    (:func:`check_option_value`).
+
     Raises:
         UnknownConfigKeyError: naming the key and the closest known one.
+        ConfigValueError: a malformed value, naming the key.
     """
     if not isinstance(cfg, Mapping):  # an mmengine Config
         cfg = cfg.to_dict()
@@ -174,6 +266,7 @@ def check_cfg_options(cfg: Mapping, options: Mapping[str, Any]) -> None:
                         _unknown(where, key, node, accepted, cfg)
                 break
             node = value
+        check_option_value(dotted, options[dotted], *reversed(_lookup(cfg, dotted)))
 
 
 def set_mappings_with_non_string_keys(cfg: Any, options: Mapping[str, Any]) -> Dict[str, Any]:
@@ -209,10 +302,11 @@ def user_error_types() -> Tuple[type, ...]:
     from mmseg.utils import DiskFullError
 
     from .preflight import DataCheckOptionError
+    from .targets import TargetDomainError
     return (FileNotFoundError, NotADirectoryError, PermissionError, DiskFullError, ConfigError,
             UnknownConfigKeyError, CheckpointMismatchError, NotACheckpointError,
             NonFiniteWeightsError, OtherStableDiffusionError, NonFiniteLossError,
-            BadInputFileError, DataCheckOptionError)
+            BadInputFileError, DataCheckOptionError, ConfigValueError, TargetDomainError)
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], Any],

@@ -21,6 +21,7 @@ def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = Non
 
     Raises:
         FileNotFoundError: naming the missing file.
+        ConfigValueError: a malformed override or an impossible value (named by key).
     """
     path = Path(path)
     if not path.is_file():
@@ -33,6 +34,8 @@ def load_config(path: Union[str, os.PathLike], cfg_options: Optional[dict] = Non
         cfg_options = set_mappings_with_non_string_keys(cfg, cfg_options)
     # merges the overrides and resolves `target_domains` (the val/test domains, UDA target)
     cfg = apply_config_options(cfg, cfg_options)
+    from .cli import check_value_ranges  # no 0 or negative iterations, intervals, batch sizes
+    check_value_ranges(cfg, cfg_options, str(path))
     return apply_eval_batch_size(cfg)  # every val/test loader follows eval_batch_size
 
 

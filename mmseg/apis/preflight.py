@@ -29,6 +29,28 @@ class MissingInputError(FileNotFoundError):
     """Weights or data named by the config are not on disk."""
 
 
+class WorkDirError(PermissionError):
+    """The work dir cannot be created or written."""
+
+
+def check_work_dir(work_dir: str) -> Path:
+    """Create ``work_dir`` if needed and prove it writable (a probe file, removed at once).
+
+    Raises:
+        WorkDirError: naming the folder and the cause (read-only, no permission, ...).
+    """
+    import tempfile
+    folder = Path(work_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix='.write-test-'):
+            pass
+    except OSError as error:
+        raise WorkDirError(f'cannot write into the work dir {folder}: '
+                           f'{error.strerror or error}; choose a writable --work-dir') from None
+    return folder
+
+
 class BadSamplesError(BadInputFileError):
     """The start-up data check found bad images or labels (all of them are listed)."""
 
@@ -240,13 +262,16 @@ def check_dataset_samples(
 
 
 def check_inputs(cfg: Config, stages: Sequence[str] = ('train', 'val')) -> None:
-    """Data of ``stages`` and the weights, before any model is built; then every sample.
+    """The work dir, data of ``stages`` and the weights before any model is built; every sample.
 
     Raises:
+        WorkDirError: the work dir is not writable.
         MissingInputError: one error that lists every missing input (data and
             weights), so a new user learns everything to download at once.
         BadSamplesError: bad images or labels (:func:`check_dataset_samples`).
     """
+    if cfg.get('work_dir'):
+        check_work_dir(cfg.work_dir)
     problems = []
     for check in (lambda: check_data(cfg, stages), lambda: check_weights(cfg)):
         try:
