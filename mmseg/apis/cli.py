@@ -299,14 +299,15 @@ def user_error_types() -> Tuple[type, ...]:
     from mmseg.datasets.transforms.loading import BadInputFileError
     from mmseg.engine.guards import NonFiniteLossError
     from mmseg.models.backbones.diff.config import ConfigError
-    from mmseg.utils import DiskFullError
 
     from .preflight import DataCheckOptionError
     from .targets import TargetDomainError
-    return (FileNotFoundError, NotADirectoryError, PermissionError, DiskFullError, ConfigError,
-            UnknownConfigKeyError, CheckpointMismatchError, NotACheckpointError,
-            NonFiniteWeightsError, OtherStableDiffusionError, NonFiniteLossError,
-            BadInputFileError, DataCheckOptionError, ConfigValueError, TargetDomainError)
+    # OSError: a file that is missing or cannot be read or written (a corrupt image, a
+    # read-only folder, a full disk: FileNotFoundError, PermissionError, DiskFullError, ...)
+    return (OSError, ConfigError, UnknownConfigKeyError, CheckpointMismatchError,
+            NotACheckpointError, NonFiniteWeightsError, OtherStableDiffusionError,
+            NonFiniteLossError, BadInputFileError, DataCheckOptionError, ConfigValueError,
+            TargetDomainError)
 
 
 def run_cli(main: Callable[[Optional[Sequence[str]]], Any],

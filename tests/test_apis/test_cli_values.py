@@ -71,3 +71,14 @@ def test_work_dir_below_a_file(tmp_path):
     with pytest.raises(WorkDirError, match=f'cannot write into the work dir {tmp_path}/file/run: '
                                            'Not a directory; choose a writable --work-dir'):
         check_work_dir(str(tmp_path / 'file' / 'run'))
+
+
+def test_user_error_types_cover_files_targets_and_values():
+    from mmseg.apis.cli import user_error_types
+    from mmseg.apis.targets import TargetDomainError
+    from mmseg.utils import DiskFullError
+    types = user_error_types()
+    for error in (OSError(30, 'Read-only file system'), DiskFullError('full'),
+                  FileNotFoundError('x'), TargetDomainError('x'), ConfigValueError('x')):
+        assert isinstance(error, types)
+    assert not isinstance(ValueError('a programming error'), types)  # a traceback stays
