@@ -6,12 +6,39 @@ Examples::
     python tools/train.py CONFIG --work-dir work_dirs/run1 --cfg-options train_cfg.max_iters=2
     python tools/train.py CONFIG --resume                 # latest checkpoint of the work dir
     torchrun --nproc_per_node 2 tools/train.py CONFIG --launcher pytorch   # also on CPU (gloo)
+
+Exit status: 0 done; 2 a user error (one line ``error: ...``); 75 stopped by SIGTERM or
+SIGUSR1 after saving the iteration reached (continue with ``--resume``); 130 Ctrl-C (one line
+naming the last good checkpoint). See docs/reliability.md.
 """
 import argparse
+import sys
 from typing import Dict, List, Optional
 
 from mmseg.apis import load_config, prepare_train_config, train
 from mmseg.apis.cli import DictAction, run_cli
+from mmseg.engine.preemption import EXIT_INTERRUPTED, EXIT_PREEMPTED, TrainingPreempted
+from mmseg.engine.resume import ResumeConfigError
+from mmseg.engine.workdir import ForeignCheckpointError, WorkDirBusyError, \
+    resolve_last_checkpoint
+
+# the user errors of training, besides those every tool reports in one line
+TRAIN_ERRORS = (WorkDirBusyError, ForeignCheckpointError, ResumeConfigError)
+
+
+class Interrupted(Exception):
+    """Ctrl-C during training; the message names the last good checkpoint."""
+
+
+def interrupted_message(work_dir: str) -> str:
+    """The line printed after Ctrl-C: where training can be continued from."""
+    try:
+        last = resolve_last_checkpoint(work_dir)
+    except (OSError, RuntimeError):
+        last = None
+    where = (f'the last good checkpoint is {last}; continue with --resume' if last else
+             f'no checkpoint was written in {work_dir}')
+    return f'interrupted (Ctrl-C): {where}'
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -55,8 +82,24 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, float]:
     prepare_train_config(cfg, work_dir=args.work_dir, seed=args.seed,
                          deterministic=args.deterministic, amp=args.amp, resume=args.resume,
                          launcher=args.launcher)
-    return train(cfg)
+    try:
+        return train(cfg)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(cfg.work_dir)) from None
+
+
+def cli(argv: Optional[List[str]] = None) -> Dict[str, float]:
+    """:func:`main` with one-line errors and the exit statuses of the module docstring."""
+    try:
+        # a missing or bad input: one line `error: ...`, exit status 2
+        return run_cli(main, argv, extra_errors=TRAIN_ERRORS)
+    except TrainingPreempted as stop:
+        print(f'preempted: {stop}', file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
+    except (Interrupted, KeyboardInterrupt) as stop:
+        print(str(stop) or 'interrupted (Ctrl-C)', file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == '__main__':
-    run_cli(main)  # a missing or bad input: one line `error: ...`, exit status 2
+    cli()

@@ -1,7 +1,8 @@
 """Training entry point shared by ``tools/train.py`` and ``run_experiments.py``."""
 import logging
+import os
 import os.path as osp
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -12,6 +13,9 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmseg.engine import cpu_ddp_needed, cpu_model_wrapper_cfg, init_cpu_process_group
+from mmseg.engine.checkpoint import load_checkpoint_safe
+from mmseg.engine.resume import check_resume_config
+from mmseg.engine.workdir import lock_work_dir, resolve_last_checkpoint
 from mmseg.registry import RUNNERS
 from mmseg.utils import atomic_write_text
 
@@ -92,21 +96,60 @@ def last_val_metrics(runner: Runner) -> Dict[str, float]:
             for key, buf in runner.message_hub.log_scalars.items() if key.startswith('val/')}
 
 
+def prepare_resume(cfg: Config) -> List[str]:
+    """For ``cfg.resume``: choose the checkpoint and compare its config with ``cfg``.
+
+    The checkpoint is ``cfg.load_from`` or the work dir's own latest one
+    (:func:`~mmseg.engine.workdir.resolve_last_checkpoint`); ``cfg.load_from`` is set to it.
+    Only the checkpoint's ``meta`` is read (its tensors are mapped, not loaded).
+
+    Returns:
+        The lines to log (differences applied as given, notices).
+
+    Raises:
+        ResumeConfigError: a change the checkpoint's state would silently replace.
+    """
+    if not cfg.get('resume'):
+        return []
+    path = cfg.get('load_from') or resolve_last_checkpoint(cfg.work_dir)
+    if path is None:
+        return []
+    saved = load_checkpoint_safe(path, mmap=True).get('meta', {}).get('cfg')
+    lines = check_resume_config(saved, cfg.pretty_text, path) if isinstance(saved, str) else [
+        f'--resume {path}: the checkpoint records no config to compare with']
+    cfg.load_from = path
+    return lines
+
+
+def _is_first_process() -> bool:
+    """Rank 0 of a distributed job (from the launcher's environment), or a single process."""
+    return os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) in ('', '0')
+
+
 def train(cfg: Config, check: bool = True) -> Dict[str, float]:
     """Train as ``cfg`` says; return the last validation metrics.
 
-    In a distributed run on CPU-only machines the gloo process group is
-    created first (docs/pitfalls.md #12). Weights and data are checked
-    before the model is built.
+    The work dir is locked first (one training per work dir, held by the first process of a
+    distributed job). In a distributed run on CPU-only machines the gloo process group is
+    created next (docs/pitfalls.md #12). A resume is checked against the checkpoint's
+    config, and weights and data are checked, before the model is built.
+
+    Raises:
+        WorkDirBusyError: another live training holds the work dir.
+        TrainingPreempted: SIGTERM/SIGUSR1 stopped training after saving a checkpoint.
     """
+    lock = lock_work_dir(cfg.work_dir) if _is_first_process() else None
     own_group = False
-    if cpu_ddp_needed(cfg.get('launcher', 'none')):
-        own_group = not (dist.is_available() and dist.is_initialized())
-        init_cpu_process_group(cfg.launcher)
     try:
+        if cpu_ddp_needed(cfg.get('launcher', 'none')):
+            own_group = not (dist.is_available() and dist.is_initialized())
+            init_cpu_process_group(cfg.launcher)
+        notes = prepare_resume(cfg)
         if check:
             check_inputs(cfg)
         runner = build_runner(cfg)
+        for line in notes:
+            runner.logger.info(line)
         write_resolved_diff_config(runner)
         runner.train()
         metrics = last_val_metrics(runner)
@@ -116,3 +159,5 @@ def train(cfg: Config, check: bool = True) -> Dict[str, float]:
     finally:
         if own_group and dist.is_initialized():
             dist.destroy_process_group()
+        if lock is not None:
+            lock.release()

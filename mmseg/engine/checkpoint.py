@@ -110,26 +110,7 @@ def save_checkpoint_atomic(checkpoint: Mapping[str, Any], path: PathLike) -> Non
             free space); ``path`` is left as it was.
     """
     with atomic_path(path) as tmp:
-        fault_point('checkpoint_before_write')
         torch.save(checkpoint, tmp)
-        fault_point('checkpoint_written')
-
-
-def fault_point(name: str) -> None:
-    """Test-only fault injection: SIGKILL this process at the point ``name``.
-
-    Active only when the environment variable ``DIFF_FAULT_POINT`` equals ``name`` (a
-    test sets it in a child process to prove that a kill at any point of a checkpoint
-    save loses nothing). ``DIFF_FAULT_SKIP=<n>`` lets the first ``n`` passes through.
-    """
-    if os.environ.get('DIFF_FAULT_POINT') != name:
-        return
-    skip = int(os.environ.get('DIFF_FAULT_SKIP', '0'))
-    if skip > 0:
-        os.environ['DIFF_FAULT_SKIP'] = str(skip - 1)
-        return
-    import signal
-    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _not_a_checkpoint(path: str, why: str) -> NotACheckpointError:
@@ -138,13 +119,15 @@ def _not_a_checkpoint(path: str, why: str) -> NotACheckpointError:
 
 
 def load_checkpoint_safe(path: PathLike,
-                         map_location: Union[str, torch.device, None] = 'cpu') -> Dict[str, Any]:
+                         map_location: Union[str, torch.device, None] = 'cpu',
+                         mmap: bool = False) -> Dict[str, Any]:
     """Load a checkpoint without unpickling arbitrary objects.
 
     Args:
         path: A ``.pth`` file written by this project (or any file holding only
             tensors and plain containers).
         map_location: As for :func:`torch.load`.
+        mmap: Map the tensors instead of reading them (cheap when only ``meta`` is needed).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -162,7 +145,7 @@ def load_checkpoint_safe(path: PathLike,
         raise _not_a_checkpoint(path, f'the file ({size} bytes) is not a torch.save archive '
                                 '(corrupt, truncated or another format)')
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         found = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(error))
         what = f' (e.g. {found.group(1)})' if found else ''

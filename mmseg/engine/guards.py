@@ -18,16 +18,16 @@ import re
 from typing import List, Mapping, Optional
 
 import torch
-from mmengine.dist import is_main_process
+from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmseg.registry import HOOKS
-from mmseg.utils import atomic_write_text, remove_stale_temp_files
+from mmseg.utils import remove_stale_temp_files
 
-from .checkpoint import fault_point
 # mmengine's CheckpointHook plus `selection`, without the deprecated FileClient
 from .checkpoint_hook import SegCheckpointHook as CheckpointHook
+from .workdir import resolve_last_checkpoint, write_last_checkpoint
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -45,6 +45,15 @@ def _loss_terms(outputs: Optional[Mapping]) -> List[tuple]:
 def _as_float(value) -> float:
     return float(value.detach().float().mean()) if isinstance(value, torch.Tensor) else \
         float(value)
+
+
+def all_ranks_true(flag: bool) -> bool:
+    """``flag`` of every process combined (logical and); ``flag`` itself without a group."""
+    if get_world_size() <= 1:
+        return flag
+    bad = torch.tensor([0 if flag else 1], dtype=torch.int32)
+    all_reduce(bad, op='max')  # moved to the backend's device and back by mmengine
+    return int(bad.item()) == 0
 
 
 @HOOKS.register_module()
@@ -69,12 +78,15 @@ class NonFiniteGuardHook(Hook):
         finite = finite and all(math.isfinite(v) for _, v in terms
                                 if not isinstance(v, torch.Tensor))
         grad_norm = self._grad_norm(runner)
-        if finite and (grad_norm is None or math.isfinite(grad_norm)):
+        local_ok = finite and (grad_norm is None or math.isfinite(grad_norm))
+        if all_ranks_true(local_ok):
             return
         bad = [f'{key}={_as_float(value)}' for key, value in terms
                if not math.isfinite(_as_float(value))]
         if grad_norm is not None and not math.isfinite(grad_norm):
             bad.append(f'grad_norm={grad_norm}')
+        if not bad:
+            bad = ['loss or gradient norm on another process (rank)']
         raise NonFiniteLossError(self._message(runner, bad))
 
     @staticmethod
@@ -91,11 +103,10 @@ class NonFiniteGuardHook(Hook):
 
     @staticmethod
     def _message(runner, bad: List[str]) -> str:
-        last = ''
-        save_file = osp.join(runner.work_dir, 'last_checkpoint')
-        if osp.isfile(save_file):
-            with open(save_file, encoding='utf-8') as stream:
-                last = stream.read().strip()
+        try:
+            last = resolve_last_checkpoint(runner.work_dir) or ''
+        except (OSError, RuntimeError):
+            last = ''
         resume = (f' The last good checkpoint is {last}; resume it with --resume after '
                   'fixing the cause.' if last else ' No checkpoint was written before it.')
         return (f'training stopped at iteration {runner.iter + 1}: non-finite '
@@ -107,8 +118,12 @@ class NonFiniteGuardHook(Hook):
 class SafeCheckpointHook(CheckpointHook):
     """CheckpointHook whose saves survive a kill at any moment (see module docstring)."""
 
+    #: the step of the last checkpoint this hook wrote (None before the first)
+    saved_step: Optional[int] = None
+
     def before_train(self, runner) -> None:
         super().before_train(runner)
+        self._rebase_best_checkpoints()
         if not is_main_process():
             return
         for folder in {runner.work_dir, self.out_dir}:
@@ -116,6 +131,28 @@ class SafeCheckpointHook(CheckpointHook):
                 print_log(f'removed {path}, left by an interrupted checkpoint save',
                           logger='current', level=logging.WARNING)
         self._remove_untracked_old_checkpoints()
+
+    def _rebase_best_checkpoints(self) -> None:
+        """Best checkpoints named by a resumed state are this work dir's files of that name.
+
+        The state records absolute paths; in a copied or moved run folder they would name (and,
+        on a new best, delete) the other folder's file.
+        """
+        if getattr(self, 'best_ckpt_path', None):
+            self.best_ckpt_path = osp.join(self.out_dir, osp.basename(self.best_ckpt_path))
+        for key, path in list((getattr(self, 'best_ckpt_path_dict', None) or {}).items()):
+            if path:
+                self.best_ckpt_path_dict[key] = osp.join(self.out_dir, osp.basename(path))
+
+    def save_now(self, runner, step: int) -> Optional[str]:
+        """Save the checkpoint of ``step`` completed iterations unless it is already saved.
+
+        Used when training stops early (a preemption signal). Returns the checkpoint path on the
+        main process (None elsewhere).
+        """
+        if self.saved_step != step:
+            self._save_checkpoint_with_step(runner, step, dict(epoch=runner.epoch, iter=step))
+        return self.last_ckpt if is_main_process() else None
 
     def _remove_untracked_old_checkpoints(self) -> None:
         """Delete checkpoints older than the kept ones (a kill before their removal)."""
@@ -151,10 +188,9 @@ class SafeCheckpointHook(CheckpointHook):
                                save_param_scheduler=self.save_param_scheduler, meta=meta,
                                by_epoch=self.by_epoch, backend_args=self.backend_args,
                                **self.args)
+        self.saved_step = step
         if not is_main_process():
             return
-        fault_point('checkpoint_before_last')
-        atomic_write_text(osp.join(runner.work_dir, 'last_checkpoint'), self.last_ckpt)
-        fault_point('checkpoint_before_remove')
+        write_last_checkpoint(runner.work_dir, self.last_ckpt)
         for old in outdated:
             self._remove(old)

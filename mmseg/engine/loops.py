@@ -31,6 +31,7 @@ from tqdm import tqdm
 from mmseg.registry import LOOPS
 from mmseg.utils import CLASSES
 
+from .preemption import StopSignals, TrainingPreempted
 from .rng import preserved_rng_state, restore_rng_state
 
 # Rows of the combined table after the per-class IoUs.
@@ -230,13 +231,27 @@ class ResumableIterBasedTrainLoop(IterBasedTrainLoop):
         if state is not None:
             restore_rng_state(state)
             self.runner.pending_rng_state = None
-        while self._iter < self._max_iters and not self.stop_training:
-            self.runner.model.train()
-            self.run_iter(next(self.dataloader_iterator))
-            self._decide_current_val_interval()
-            if (self.runner.val_loop is not None and self._iter >= self.val_begin
-                    and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)):
-                self.runner.val_loop.run()
+        with StopSignals() as signals:
+            while self._iter < self._max_iters and not self.stop_training:
+                self.runner.model.train()
+                self.run_iter(next(self.dataloader_iterator))
+                self._stop_if_signalled(signals)
+                self._decide_current_val_interval()
+                if (self.runner.val_loop is not None and self._iter >= self.val_begin
+                        and (self._iter % self.val_interval == 0
+                             or self._iter == self._max_iters)):
+                    self.runner.val_loop.run()
+                    self._stop_if_signalled(signals)
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
         return self.runner.model
+
+    def _stop_if_signalled(self, signals: StopSignals) -> None:
+        """After SIGTERM/SIGUSR1 (on any process): save the iteration reached and stop."""
+        name = signals.received_on_any_rank()
+        if name is None:
+            return
+        from .guards import SafeCheckpointHook
+        hooks = [h for h in self.runner.hooks if isinstance(h, SafeCheckpointHook)]
+        path = hooks[0].save_now(self.runner, self._iter) if hooks else None
+        raise TrainingPreempted(name, self._iter, self._max_iters, path)

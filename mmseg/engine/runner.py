@@ -46,6 +46,7 @@ from .checkpoint_hook import parse_selection
 from .guards import NonFiniteGuardHook, SafeCheckpointHook
 from .rng import capture_rng_state
 from .validation import check_type_kwargs
+from .workdir import resolve_last_checkpoint
 
 
 def _safe_checkpoint_cfg(hook):
@@ -217,6 +218,25 @@ class SafeRunner(Runner):
         self._loaded_checkpoint_rng = checkpoint.get('rng_state')
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
+
+    def load_or_resume(self) -> None:
+        """mmengine's, with ``--resume`` (no file) reading the work dir's own latest checkpoint.
+
+        ``last_checkpoint`` is relative to the work dir (:mod:`mmseg.engine.workdir`), so a
+        copied or moved run resumes from its own files.
+        """
+        if self._has_loaded:
+            return
+        if self._resume and self._load_from is None:
+            latest = resolve_last_checkpoint(self.work_dir)
+            if latest is None:
+                self.logger.info(f'--resume: no checkpoint in {self.work_dir} yet; training '
+                                 'starts at iteration 0')
+                self._resume = False
+                return
+            self.logger.info(f'Resuming from the work dir\'s latest checkpoint {latest}')
+            self._load_from = latest
+        super().load_or_resume()
 
     def resume(self, filename: str, resume_optimizer: bool = True,
                resume_param_scheduler: bool = True,

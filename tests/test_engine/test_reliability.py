@@ -12,6 +12,7 @@ from mmseg.engine.checkpoint import (NonFiniteWeightsError, NotACheckpointError,
                                      save_checkpoint_atomic)
 from mmseg.engine.guards import NonFiniteLossError
 from mmseg.engine.validation import UnknownConfigKeyError
+from mmseg.engine.workdir import resolve_last_checkpoint
 from mmseg.utils import DiskFullError, atomic_write_text
 
 from .conftest import toy_cfg
@@ -37,7 +38,7 @@ def test_nan_loss_stops_at_that_iteration_without_saving_it(tmp_path):
     assert stopped == runner.iter + 1
     saved = sorted(int(p.stem.split('_')[1]) for p in work_dir.glob('iter_*.pth'))
     assert saved == list(range(1, stopped))  # nothing of the diverged iteration
-    last = (work_dir / 'last_checkpoint').read_text().strip()
+    last = resolve_last_checkpoint(str(work_dir)) or ''
     if saved:
         assert last.endswith(f'iter_{saved[-1]}.pth') and last in message
         weights = load_checkpoint_safe(last)['state_dict']
@@ -125,10 +126,43 @@ KILLS = [('checkpoint_before_write', 1), ('checkpoint_written', 0),
 MAX_ITERS = 10
 
 
+def _kill_self():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _inject_fault(point, skip):
+    """SIGKILL this (child) process at ``point`` of the ``skip + 1``-th checkpoint save."""
+    import mmseg.engine.workdir as workdir
+    passes = {'n': skip}
+
+    def due():
+        passes['n'] -= 1
+        return passes['n'] < 0
+
+    real_save, real_write = torch.save, workdir.atomic_write_text
+
+    def save(obj, path, *args, **kwargs):  # inside the atomic write of the checkpoint
+        if point == 'checkpoint_before_write' and due():
+            _kill_self()
+        real_save(obj, path, *args, **kwargs)
+        if point == 'checkpoint_written' and due():
+            _kill_self()  # written, not yet renamed into place
+
+    def write_last(path, text):  # last_checkpoint, after the checkpoint is in place
+        if point == 'checkpoint_before_last' and due():
+            _kill_self()
+        real_write(path, text)
+        if point == 'checkpoint_before_remove' and due():
+            _kill_self()  # before outdated checkpoints are removed
+
+    torch.save = save
+    workdir.atomic_write_text = write_last
+
+
 def _child(work_dir, point, skip, max_keep):
     torch.set_num_threads(1)
     if point:
-        os.environ.update(DIFF_FAULT_POINT=point, DIFF_FAULT_SKIP=str(skip))
+        _inject_fault(point, skip)
     runner = _make(work_dir, max_iters=MAX_ITERS, resume=True,
                    default_hooks=dict(checkpoint=dict(type='CheckpointHook', by_epoch=False,
                                                       interval=1, max_keep_ckpts=max_keep)))
@@ -152,7 +186,7 @@ def test_kill_at_any_point_of_a_save_loses_nothing(tmp_path, max_keep):
     work_dir = tmp_path / 'run'
     for point, skip in KILLS:
         assert _run_child(work_dir, point, skip, max_keep) == -signal.SIGKILL, point
-        last = (work_dir / 'last_checkpoint').read_text().strip()
+        last = resolve_last_checkpoint(str(work_dir))
         assert os.path.isfile(last), f'{point}: last_checkpoint names a missing file'
         load_checkpoint_safe(last)
         for path in work_dir.glob('iter_*.pth'):
