@@ -1,4 +1,4 @@
-"""Experiments 80-86 (ablations of exp 51), 90 (MiT-B5 baseline) and 91-93 (other SD UNets).
+"""Experiments 80-86 (ablations of exp 51), 90 (MiT-B5 baseline) and 91-94 (other SD UNets).
 
 Each row goes through ``run_experiments.py --exp N --dry-run`` and the resolved config is
 checked against the stated values and against exp 51 (everything not ablated is exp 51's).
@@ -121,3 +121,21 @@ def test_mitb5_baseline_is_exp51_with_daformers_model(dry_run, exp51):
     theirs = {k: v for k, v in _without_model(exp51).items() if k not in skip}
     assert ours == theirs
     assert model.data_preprocessor == dict(exp51.model.data_preprocessor, size_divisor=32)
+
+
+def test_sdxl_experiment_is_exp51_with_the_sdxl_diff_config(dry_run, exp51):
+    """Exp 94: exp 51 with configs/diff_configs/sdxl.yaml; that file differs from
+    diff_config.yaml in the folder, the precision and the hooked layers of SD XL's 3 up blocks."""
+    from mmseg.models.backbones.diff import DIFFConfig
+    cfg = dry_run(94)
+    backbone = cfg.model.backbone
+    assert backbone.diff_config == 'configs/diff_configs/sdxl.yaml'
+    assert {**cfg.model, 'backbone': None} == {**exp51.model, 'backbone': None}
+    assert _without_model(cfg) == _without_model(exp51)
+    default = DIFFConfig.from_yaml(REPO / 'diff_config.yaml').to_dict()
+    config = DIFFConfig.from_yaml(REPO / backbone.diff_config).to_dict()
+    assert {k for k in default if default[k] != config[k]} == {
+        'model_id', 'dtype', 'resnet_indices', 'transformer_indices'}
+    assert config['dtype'] == 'bfloat16'
+    assert config['resnet_indices'] == [[i, j] for i in range(3) for j in range(3)]
+    assert config['transformer_indices'] == [[i, j] for i in range(2) for j in range(3)]
