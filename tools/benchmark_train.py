@@ -5,7 +5,7 @@ trained with its own optimiser settings: one iteration is the data preprocessor,
 (the label-steered and the label-free pass), the backward, the gradient-norm clip and the AdamW
 step (mmengine's ``train_step``). The frozen Stable Diffusion is the tiny SD-2.1-shaped model of
 ``tools/make_tiny_sd.py`` or the full SD 2.1 architecture with random weights (nothing is
-downloaded). The straightforward path (``optimize: false``, the release's computation) and the
+downloaded). The straightforward path (the release's computation, ``diff/reference.py``) and the
 optimised one run in the same process on the same frozen weights, so their ratio is fair even
 on a busy machine.
 
@@ -41,6 +41,8 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
+from mmseg.models.backbones.diff import load_sd_components
+from mmseg.models.backbones.diff.reference import release_extraction
 from tools.benchmark_backbone import PeakMemory
 
 logger = logging.getLogger(__name__)
@@ -74,14 +76,14 @@ class UNetCallCounter:
     def __init__(self, extractor: torch.nn.Module):
         self.rows: List[int] = []
         if extractor.config.compile:
-            original = extractor._compiled_unet_call
+            original = extractor._unet_step
 
             def counted(inputs, *args, **kwargs):
                 self.rows.append(int(inputs.shape[0]))
                 return original(inputs, *args, **kwargs)
 
-            extractor._compiled_unet_call = counted
-            self.remove = lambda: delattr(extractor, '_compiled_unet_call')
+            extractor._unet_step = counted
+            self.remove = lambda: delattr(extractor, '_unet_step')
         else:
             handle = extractor.unet.register_forward_pre_hook(self._hook, with_kwargs=True)
             self.remove = handle.remove
@@ -308,8 +310,13 @@ def benchmark_path(path: str, cfg_for, components, args, device: torch.device,
                    ) -> Dict[str, Any]:
     """Build the segmentor for one path, train ``iters`` iterations and evaluate one batch."""
     logger.info('%s path', path)
-    cfg = cfg_for(optimize=path == 'optimized')
+    cfg = cfg_for()
     model = build_segmentor(cfg, components).to(device)
+    if path == 'straightforward':  # the release's computation (diff.reference)
+        extractor = model.backbone.encoder.extractor
+        text = components or load_sd_components(extractor.config)
+        extractor.extract = release_extraction(extractor, text.tokenizer,
+                                               text.text_encoder.to(device))
     optim_wrapper = build_optim_wrapper(cfg, model)
     counter = UNetCallCounter(model.backbone.encoder.extractor)
     classes = prompted_classes(model, args.prompted)
@@ -441,8 +448,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     else:
         model_id, components = 'random SD 2.1 architecture (in memory)', sd21_components(device)
 
-    def cfg_for(optimize: bool):
-        return load_exp_config(args.config, model_id, dict(overrides, optimize=optimize),
+    def cfg_for():
+        return load_exp_config(args.config, model_id, dict(overrides),
                                narrow=args.trained_parts == 'narrow')
 
     paths = {path: benchmark_path(path, cfg_for, components, args, device)

@@ -323,7 +323,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logger.setLevel(logging.INFO)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split('=', 1) for item in args.set)}
     if args.straightforward:
-        overrides['optimize'] = False
+        parser.error('--straightforward was removed: the backbone has one path (no stride-64 '
+                     'branch, no optimize key)')
     if args.exp is not None or args.config is not None:
         cfg = load_experiment_config(args.exp, args.config)
         if overrides and cfg.model.backbone.type == 'DIFF':

@@ -7,17 +7,18 @@ in training and evaluation; the GPU check runs it at full size.
 """
 import torch
 
-from diff_helpers import (assert_close_to_magnitude, build_encoder, diff, generators, images,
-                          label_map)
+from diff_helpers import (SMALL, assert_close_to_magnitude, build_encoder, diff, generators,
+                          images, label_map)
 from mmseg.utils.compile_stats import compile_stats
 
 SHORT = dict(timesteps=[40, 14, 4], saved_steps=[2, 1])
 
 
-def test_compiled_unet_equals_eager_and_rows_do_not_recompile(tiny_sd_dir, monkeypatch):
-    monkeypatch.setitem(diff.extractor.COMPILE_OPTIONS, 'backend', 'eager')
+def test_compiled_unet_equals_eager_and_rows_do_not_recompile(tiny_sd_dir):
     eager = build_encoder(tiny_sd_dir, **SHORT).extractor
-    compiled = build_encoder(tiny_sd_dir, compile=True, **SHORT).extractor
+    config = diff.DIFFConfig(model_id=str(tiny_sd_dir), **{**SMALL, **SHORT}, compile=True)
+    compiled = diff.DiffusionFeatureExtractor(diff.load_sd_components(config), config,
+                                              compile_options=dict(backend='eager'))
     one, two = images(1, 64, 64), images(2, 64, 64, seed=1)
     labels_k1 = label_map(1, 64, 64, [(0, 1, 0, 32, 0, 64)])
     labels_k2 = label_map(2, 64, 64, [(0, 1, 0, 32, 0, 64), (1, 3, 32, 64, 0, 64)])

@@ -59,8 +59,19 @@ def test_unknown_override_is_an_error(tmp_path):
         DIFFConfig.from_yaml(path, scheduler_timesteps=[3])
 
 
+def test_removed_optimize_key_is_one_clear_error(tmp_path):
+    path = tmp_path / 'old.yaml'
+    path.write_text('optimize: false\n')
+    for load in (lambda: DIFFConfig.from_yaml(path),
+                 lambda: DIFFConfig.from_yaml(tmp_path / 'ok.yaml', optimize=True)):
+        (tmp_path / 'ok.yaml').write_text('eta: 1.0\n')
+        with pytest.raises(ConfigError, match="'optimize' was removed.*delete the key") as error:
+            load()
+        assert '\n' not in str(error.value)
+
+
 @pytest.mark.parametrize('key, value', [
-    ('optimize', 1), ('timesteps', 'abc'), ('saved_steps', [1.5]), ('eta', 'x'),
+    ('compile', 1), ('timesteps', 'abc'), ('saved_steps', [1.5]), ('eta', 'x'),
     ('label_prompts', {'one': 'text'}), ('resnet_indices', [[0, 'a']]), ('prompt', None),
 ])
 def test_wrong_type_is_an_error_naming_the_key(tmp_path, key, value):

@@ -156,7 +156,7 @@ def test_hooks_are_removed_and_read_the_residual_branch(tiny_sd_dir, components)
     with recorder, torch.no_grad():
         assert recorder.active
         components.unet(torch.randn(1, 4, 8, 8), 5,
-                        encoder_hidden_states=encoder.extractor.prompt_embeddings[:1])
+                        encoder_hidden_states=encoder.extractor.text.hidden_states[:1])
     handle.remove()
     assert not recorder.active
     # conv2's output is the residual branch: output * scale - shortcut(input).

@@ -103,7 +103,7 @@ def test_training_step_and_evaluation_in_each_precision(dtype, base_cfg, tiny_sd
     assert extractor.held_dtype == dtype
     assert {p.dtype for p in frozen} == {dtype}
     assert {p.dtype for p in trained} == {torch.float32}
-    assert extractor.prompt_embeddings.dtype == torch.float32
+    assert extractor.text.hidden_states.dtype == torch.float32
     before = [p.detach().clone() for p in trained]
 
     (losses, grads), (logits, preds) = train_step(model), predict(model)

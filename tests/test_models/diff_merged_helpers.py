@@ -150,3 +150,11 @@ def assert_same_gradients(actual: dict, expected: dict, relative: float = 1e-2) 
     largest = max(float(g.abs().max()) for g in expected.values())
     for name, grad in actual.items():
         assert_close_to_magnitude(grad, expected[name], name, relative, floor=1e-3 * largest)
+
+
+def extract_separately(extractor) -> None:
+    """Make ``extractor.extract`` run every trajectory alone, in order (the release's separate
+    passes): the reference for the merged extraction."""
+    merged = extractor.extract
+    extractor.extract = lambda trajectories, strides=None: [
+        features for trajectory in trajectories for features in merged([trajectory], strides)]

@@ -3,7 +3,7 @@
 This is the only file that joins the self-contained ``diff`` package to the registry.
 """
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from mmengine.model import BaseModule
@@ -11,19 +11,23 @@ from torch import Tensor, nn
 
 from mmseg.registry import MODELS
 from .diff import DIFFConfig, DIFFEncoder, Trajectory, UNetUsage
+from .shared_extraction import SharedExtractionBackbone
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @MODELS.register_module()
-class DIFF(BaseModule):
+class DIFF(BaseModule, SharedExtractionBackbone):
     """Frozen Stable Diffusion 2.1 features with a trained aggregation and finecoder.
+
+    A :class:`SharedExtractionBackbone`: ``extract`` runs the frozen diffusion part of several
+    trajectories with shared UNet calls, ``decode`` the trained part of one.
 
     Args:
         diff_config: The DIFF YAML file; a relative path is resolved against the repository
             root. Its own relative ``model_id`` is resolved against the YAML file.
         overrides: DIFF config keys replacing the file's values (e.g. ``model_id`` of a tiny
-            test model, ``optimize=False``).
+            test model).
         init_cfg: Must be None: the trainable parts initialise themselves as the release did,
             and the frozen parts come from ``model_id`` (load trained weights with
             ``load_from`` instead).
@@ -51,23 +55,14 @@ class DIFF(BaseModule):
         """Backbone protocol: (B, 3, H, W) RGB in [-1, 1] -> 4 maps, fine to coarse."""
         return self.encoder(inputs, label_map=label_map, generator=generator)
 
-    def forward_trajectories(self, passes: Sequence[Mapping[str, Any]]
-                             ) -> List[Tuple[Tensor, ...]]:
-        """Several backbone passes with shared UNet calls: one output of ``forward`` per pass.
+    def extract(self, trajectories: Sequence[Trajectory]) -> List[Dict[int, Tensor]]:
+        """The frozen part of several trajectories (shared UNet calls): features per
+        trajectory (see :class:`SharedExtractionBackbone`)."""
+        return self.encoder.extract(trajectories)
 
-        Args:
-            passes: Each a mapping of ``forward``'s arguments: ``inputs`` and optionally
-                ``label_map`` and ``generator``.
-        """
-        return self.encoder.forward_trajectories(_trajectories(passes))
-
-    def extract_raw(self, passes: Sequence[Mapping[str, Any]]) -> List[Dict[int, Tensor]]:
-        """The frozen part of several passes (shared UNet calls): raw features per pass."""
-        return self.encoder.extract_features(_trajectories(passes))
-
-    def decode_raw(self, raw: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
-        """The trainable part: one pass's raw features -> the four maps of ``forward``."""
-        return self.encoder.decode_features(raw)
+    def decode(self, features: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
+        """The trainable part: one trajectory's features -> the four maps of ``forward``."""
+        return self.encoder.decode(features)
 
     @property
     def last_usage(self) -> UNetUsage:
@@ -78,15 +73,3 @@ class DIFF(BaseModule):
         """Only the parameters an optimiser should see (``requires_grad=True``)."""
         return self.encoder.trainable_parameters()
 
-
-def _trajectories(passes: Sequence[Mapping[str, Any]]) -> List[Trajectory]:
-    """Backbone-protocol arguments (``inputs``, ``label_map``, ``generator``) -> trajectories."""
-    trajectories = []
-    for index, arguments in enumerate(passes):
-        unknown = set(arguments) - {'inputs', 'label_map', 'generator'}
-        if 'inputs' not in arguments or unknown:
-            raise ValueError(f'DIFF: pass {index} must be a mapping with inputs and optionally '
-                             f'label_map and generator, got keys {sorted(arguments)}')
-        trajectories.append(Trajectory(arguments['inputs'], arguments.get('label_map'),
-                                       arguments.get('generator')))
-    return trajectories

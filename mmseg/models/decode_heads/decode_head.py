@@ -126,12 +126,6 @@ class BaseDecodeHead(BaseModule, metaclass=ABCMeta):
         """Forward and resize the logits to the batch's (padded) input size."""
         return self.predict_by_feat(self.forward(inputs), batch_img_metas)
 
-    @staticmethod
-    def _stack_batch_gt(batch_data_samples: SampleList) -> torch.Tensor:
-        if not batch_data_samples or any('gt_sem_seg' not in s for s in batch_data_samples):
-            raise ValueError('decode head loss: every data sample needs gt_sem_seg')
-        return torch.stack([s.gt_sem_seg.data for s in batch_data_samples], dim=0)
-
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples: SampleList,
                      seg_weight: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
         """Loss of stride-s logits against the full-size labels.
@@ -144,7 +138,7 @@ class BaseDecodeHead(BaseModule, metaclass=ABCMeta):
         Returns:
             dict: ``loss_seg`` (the summed losses) and ``acc_seg`` (percent).
         """
-        seg_label = self._stack_batch_gt(batch_data_samples)
+        seg_label = stack_batch_gt(batch_data_samples)
         seg_logits = resize(seg_logits, seg_label.shape[2:], 'bilinear', self.align_corners)
         seg_label = seg_label.squeeze(1)
         if seg_weight is not None and seg_weight.dim() == 4:
@@ -160,3 +154,10 @@ class BaseDecodeHead(BaseModule, metaclass=ABCMeta):
         meta = batch_img_metas[0]
         size = meta.get('pad_shape', meta.get('img_shape'))
         return resize(seg_logits, size[:2], 'bilinear', self.align_corners)
+
+
+def stack_batch_gt(batch_data_samples: SampleList) -> torch.Tensor:
+    """The samples' ``gt_sem_seg`` labels as one (B, 1, H, W) tensor."""
+    if not batch_data_samples or any('gt_sem_seg' not in s for s in batch_data_samples):
+        raise ValueError('decode head loss: every data sample needs gt_sem_seg')
+    return torch.stack([s.gt_sem_seg.data for s in batch_data_samples], dim=0)

@@ -6,8 +6,9 @@ inference path); the shared decode head gets a cross-entropy loss on both, and
 ``consistency_loss`` = weight * MSE between their raw stride-4 logits, neither
 side detached. All of it happens inside ``loss()`` so that mmengine's DDP
 wrapper (which never calls a model's ``train_step``) backpropagates it in one go.
-A backbone with ``forward_trajectories`` (DIFF) runs both passes as one
-extraction with one UNet call per inversion step; others run two calls.
+The backbone is used through its two stages (``stages``: extract the frozen
+part of several trajectories, decode each): DIFF extracts both passes with one
+UNet call per inversion step; a one-pass backbone (MiT) runs two calls.
 
 Inference: whole image or sliding window, the input padded to
 ``test_cfg.size_divisor`` for the backbone and the logits cropped back, then
@@ -23,6 +24,8 @@ import torch.nn.functional as F
 from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, OptSampleList, SampleList
 from mmseg.utils import add_prefix
+from ..backbones.shared_extraction import SharedExtractionBackbone, Trajectory, two_stages
+from ..decode_heads.decode_head import stack_batch_gt
 from ..utils import pad_right_bottom, padded_size, resize
 from .base import BaseSegmentor, check_label_prompt_classes, checked_cfg
 
@@ -120,9 +123,15 @@ class EncoderDecoder(BaseSegmentor):
                              f'(expected {expected})')
 
     # ----------------------------------------------------------------- features
+    @property
+    def stages(self) -> SharedExtractionBackbone:
+        """The backbone as a frozen extraction shared by several trajectories and a trained
+        decoding (DIFF itself; any other backbone in its one-pass form)."""
+        return two_stages(self.backbone)
+
     def extract_feat(self, inputs: torch.Tensor, label_map: Optional[torch.Tensor] = None,
                      generator: Generators = None) -> Tuple[torch.Tensor, ...]:
-        """Backbone features, fine to coarse.
+        """Backbone feature maps, fine to coarse.
 
         Args:
             inputs (Tensor): (B, 3, H, W) RGB in [-1, 1].
@@ -130,45 +139,24 @@ class EncoderDecoder(BaseSegmentor):
                 steering the backbone (IPKL's with-label pass).
             generator (list[torch.Generator], optional): one per image.
         """
-        return tuple(self.backbone(inputs, label_map=label_map, generator=generator))
+        stages = self.stages
+        return stages.decode(stages.extract([Trajectory(inputs, label_map, generator)])[0])
 
-    def extract_feats(self, passes: Sequence[dict]) -> List[Tuple[torch.Tensor, ...]]:
-        """Backbone features of several passes, fine to coarse, one tuple per pass.
-
-        A backbone with ``forward_trajectories`` (DIFF) runs them as one extraction that
-        shares its UNet calls; any other backbone runs one call per pass.
-
-        Args:
-            passes (list[dict]): :meth:`extract_feat`'s arguments of each pass: ``inputs``
-                and optionally ``label_map`` and ``generator``.
-        """
-        if hasattr(self.backbone, 'forward_trajectories'):
-            return [tuple(feats) for feats in self.backbone.forward_trajectories(passes)]
-        return [self.extract_feat(**arguments) for arguments in passes]
-
-    @property
-    def splits_backbone(self) -> bool:
-        """Whether the backbone offers ``extract_raw`` (frozen, shared calls) and
-        ``decode_raw`` (trainable), so DACS can merge the teacher's pass into the source's."""
-        return hasattr(self.backbone, 'extract_raw') and hasattr(self.backbone, 'decode_raw')
-
-    def padded_for_backbone(self, inputs: torch.Tensor) -> torch.Tensor:
+    def pad_for_backbone(self, inputs: torch.Tensor) -> torch.Tensor:
         """``inputs`` padded (value 0, right and bottom) to ``test_cfg.size_divisor``."""
         pad_h, pad_w = padded_size(*inputs.shape[2:], None, self.test_cfg.get('size_divisor'))
         return pad_right_bottom(inputs, pad_h, pad_w, 0)
 
-    def logits_from_raw(self, raw, size: Tuple[int, int]) -> torch.Tensor:
-        """Label-free logits from raw backbone features (see :attr:`splits_backbone`).
-
-        The same as :meth:`encode_decode` of an input of ``size`` whose padded version
-        (:meth:`padded_for_backbone`) gave ``raw``.
+    def logits_from_features(self, features, size: Tuple[int, int]) -> torch.Tensor:
+        """Label-free logits of an input of ``size`` whose padded version
+        (:meth:`pad_for_backbone`) was extracted as ``features`` (see :attr:`stages`).
 
         Returns:
-            Tensor: (B, num_classes, *size) logits.
+            Tensor: (B, num_classes, *size) logits, cropped from the padded size.
         """
         height, width = size
         pad_h, pad_w = padded_size(height, width, None, self.test_cfg.get('size_divisor'))
-        logits = self.decode_head(tuple(self.backbone.decode_raw(raw)))
+        logits = self.decode_head(self.stages.decode(features))
         logits = resize(logits, (pad_h, pad_w), 'bilinear', self.align_corners)
         return logits[:, :, :height, :width]
 
@@ -187,12 +175,9 @@ class EncoderDecoder(BaseSegmentor):
         Returns:
             Tensor: (B, num_classes, H, W) logits.
         """
-        height, width = inputs.shape[2:]
-        pad_h, pad_w = padded_size(height, width, None, self.test_cfg.get('size_divisor'))
-        padded = pad_right_bottom(inputs, pad_h, pad_w, 0)
-        logits = self.decode_head(self.extract_feat(padded, generator=generator))
-        logits = resize(logits, (pad_h, pad_w), 'bilinear', self.align_corners)
-        return logits[:, :, :height, :width]
+        trajectory = Trajectory(self.pad_for_backbone(inputs), generator=generator)
+        features = self.stages.extract([trajectory])[0]
+        return self.logits_from_features(features, tuple(inputs.shape[2:]))
 
     def _forward(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> torch.Tensor:
         """Raw (B, num_classes, H/4, W/4) logits of the label-free path."""
@@ -209,60 +194,43 @@ class EncoderDecoder(BaseSegmentor):
             data_samples (list[SegDataSample]): with ``gt_sem_seg`` (1, H, W).
             seg_weight (Tensor, optional): (B, H, W) per-pixel loss weights.
         """
-        return self.loss_with_logits(inputs, data_samples, seg_weight)[0]
+        trajectories = self.training_trajectories(inputs, data_samples)
+        return self.decode_losses(self.stages.extract(trajectories), data_samples, seg_weight)
 
-    def loss_with_logits(self, inputs: torch.Tensor, data_samples: SampleList,
-                         seg_weight: Optional[torch.Tensor] = None
-                         ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """Like :meth:`loss`, also returning the label-free pass's raw stride-4 logits.
+    def training_trajectories(self, inputs: torch.Tensor,
+                              data_samples: SampleList) -> List[Trajectory]:
+        """The backbone trajectories of the training loss.
 
-        Returns:
-            tuple: (losses, logits of shape (B, num_classes, H/4, W/4)), the
-            logits still attached to the graph.
-        """
-        passes = self.training_passes(inputs, data_samples)
-        return self.losses_from_feats(self.extract_feats(passes), data_samples, seg_weight)
-
-    def training_passes(self, inputs: torch.Tensor, data_samples: SampleList) -> List[dict]:
-        """The backbone passes of the training loss (:meth:`extract_feat` arguments).
-
-        With IPKL, as released: the label-steered pass, then the label-free (inference)
-        pass; without it, the label-free pass only.
+        With IPKL, as released: the label-steered one, then the label-free (inference) one;
+        without it, the label-free one only.
         """
         if not self.with_ipkl:
-            return [dict(inputs=inputs)]
-        label_map = self.decode_head._stack_batch_gt(data_samples)
-        return [dict(inputs=inputs, label_map=label_map), dict(inputs=inputs)]
+            return [Trajectory(inputs)]
+        label_map = stack_batch_gt(data_samples)
+        return [Trajectory(inputs, label_map), Trajectory(inputs)]
 
-    def losses_from_feats(self, feats: Sequence[Sequence[torch.Tensor]],
-                          data_samples: SampleList, seg_weight: Optional[torch.Tensor] = None
-                          ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """:meth:`loss_with_logits` given the features of :meth:`training_passes`."""
-        if self.with_ipkl:
-            return self._ipkl_loss(feats, data_samples, seg_weight)
-        return self.decode_loss(feats[0], data_samples, seg_weight, 'decode')
+    def decode_losses(self, features: Sequence, data_samples: SampleList,
+                      seg_weight: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+        """Losses from the extracted features of the training trajectories (:attr:`stages`).
 
-    def decode_loss(self, feats: Sequence[torch.Tensor], data_samples: SampleList,
-                    seg_weight: Optional[torch.Tensor] = None, prefix: str = 'decode'
-                    ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """Head logits on ``feats`` and their ``{prefix}.loss_seg`` / ``{prefix}.acc_seg``."""
-        logits = self.decode_head(feats)
-        losses = self.decode_head.loss_by_feat(logits, data_samples, seg_weight)
-        return add_prefix(losses, prefix), logits
-
-    def _ipkl_loss(self, feats: Sequence[Sequence[torch.Tensor]], data_samples: SampleList,
-                   seg_weight: Optional[torch.Tensor]
-                   ) -> Tuple[Dict[str, torch.Tensor], torch.Tensor]:
-        """IPKL losses from the features of the label-steered and the label-free pass."""
-        feats_w, feats_wo = feats
-        losses_w, logits_w = self.decode_loss(feats_w, data_samples, seg_weight, 'decode_w_seg')
-        losses_wo, logits_wo = self.decode_loss(feats_wo, data_samples, seg_weight,
-                                                'decode_wo_seg')
-        losses = {**losses_w, **losses_wo}
-        # Raw pre-softmax logits, neither side detached (docs/method.md §2.1).
-        losses['consistency_loss'] = (self.ipkl_cfg['consistency_weight']
-                                      * F.mse_loss(logits_w, logits_wo))
-        return losses, logits_wo
+        One trajectory: ``decode.*``. The two of IPKL (label-steered, label-free):
+        ``decode_w_seg.*``, ``decode_wo_seg.*`` and ``consistency_loss`` = weight * MSE
+        between their raw stride-4 logits, neither side detached (docs/method.md §2.1).
+        """
+        maps = [self.stages.decode(f) for f in features]
+        logits = [self.decode_head(m) for m in maps]
+        prefixes = ('decode_w_seg', 'decode_wo_seg') if len(logits) == 2 else ('decode', )
+        if len(logits) != len(prefixes):
+            raise ValueError(f'EncoderDecoder.decode_losses: expected the features of 1 or 2 '
+                             f'trajectories (IPKL), got {len(logits)}')
+        losses = {}
+        for prefix, each in zip(prefixes, logits):
+            losses.update(add_prefix(
+                self.decode_head.loss_by_feat(each, data_samples, seg_weight), prefix))
+        if len(logits) == 2:
+            losses['consistency_loss'] = (self.ipkl_cfg['consistency_weight']
+                                          * F.mse_loss(logits[0], logits[1]))
+        return losses
 
     # ---------------------------------------------------------------- inference
     def predict(self, inputs: torch.Tensor, data_samples: OptSampleList = None) -> SampleList:

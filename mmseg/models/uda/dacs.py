@@ -7,8 +7,9 @@ Stable Diffusion with the student (``EMATeacher``); the algorithm also runs
 inside ``loss()`` for DDP; the ImageNet feature distance is not offered
 (meaningless for DIFF, docs/differences.md §3); debug images via a hook-given folder.
 """
+import contextlib
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, ContextManager, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.dist import is_main_process
@@ -16,6 +17,7 @@ from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
 
 from mmseg.models.backbones.diff import host_reads
+from mmseg.models.backbones.shared_extraction import Trajectory
 from mmseg.models.utils.dacs_transforms import (color_jitter, denormalize, draw_blur_sigmas,
                                                 gaussian_blur, get_class_masks, one_mix)
 from mmseg.registry import MODELS
@@ -25,17 +27,6 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig, OptSampleLis
 from .debug_images import save_debug_images
 from .ema_teacher import EMATeacher, confidence_pseudo_label
 from .uda_decorator import UDADecorator
-
-
-class SharedFeatures(NamedTuple):
-    """Raw backbone features of one extraction shared by the source step and the teacher.
-
-    Attributes:
-        source: One raw feature set per pass of the segmentor's ``training_passes``.
-        target: The teacher's label-free pass on the (padded) target images.
-    """
-    source: List[dict]
-    target: dict
 
 
 class MixedBatch(NamedTuple):
@@ -57,16 +48,16 @@ class DACS(UDADecorator):
     loss of the student on the mixed images (label-free backbone pass),
     (6) debug images.
 
-    When the segmentor can split its backbone into a frozen extraction and a
-    trainable decoding (``splits_backbone``: DIFF), the source passes of (2)
-    and the teacher's target pass of (3) are ONE extraction sharing its UNet
-    calls (34 calls per iteration for both with the exp-50 schedule); the
+    The segmentor's backbone is used through its two stages (``stages``, a
+    ``SharedExtractionBackbone``): the source trajectories of (2) and the
+    teacher's target trajectory of (3) are ONE extraction (DIFF: shared UNet
+    calls, 34 per iteration for all of them with the exp-50 schedule); the
     student decodes the source features with gradients, the teacher decodes
     the target features with its EMA weights. The mixed pass of (5) needs the
-    pseudo-labels and extracts after them. ``last_usage`` covers the
-    iteration's UNet calls when the backbone reports them.
+    pseudo-labels and extracts after them. UNet calls are counted from
+    outside (a forward hook on the UNet), not by this class.
 
-    Two entry points run these same steps in the same order:
+    Two entry points run the same sequence of steps (``_iteration``):
 
     - ``train_step`` (single process): DAFormer's two backward passes, source
       then mixed, so the source graph is freed before the mixed forward
@@ -146,8 +137,6 @@ class DACS(UDADecorator):
         self.register_buffer('local_iter', torch.zeros((), dtype=torch.long))
         # Set by UDADebugHook to <work_dir>/debug; None writes nothing.
         self.debug_dir: Optional[Path] = None
-        # The backbone's UNet usage of each extraction of the current iteration.
-        self._usages: list = []
         self._mean, self._std = self._normalisation()
 
     def _normalisation(self) -> Tuple[List[float], List[float]]:
@@ -167,28 +156,9 @@ class DACS(UDADecorator):
         """
         with optim_wrapper.optim_context(self):
             batch = self.data_preprocessor(data, True)
-        iteration = self._update_teacher()
-        target = None if self.source_only else self._target(batch)
-        with optim_wrapper.optim_context(self):
-            shared = self._shared_extraction(batch['inputs'], batch['data_samples'], target)
-            source_losses = self._source_losses(batch['inputs'], batch['data_samples'], shared)
-        # Only the target's raw features are kept: the source's go with the source graph.
-        target_raw = None if shared is None else shared.target
-        del shared
-        log_vars = self._backward(source_losses, optim_wrapper)
-        if not self.source_only:
-            target_inputs, target_samples = target
-            with optim_wrapper.optim_context(self):
-                pseudo_label, pseudo_weight = self._pseudo_label(target_inputs, target_samples,
-                                                                 target_raw)
-            del target_raw
-            mixed = self._mix(batch['inputs'], batch['data_samples'], target_inputs,
-                              pseudo_label, pseudo_weight)
-            with optim_wrapper.optim_context(self):
-                mix_losses = self._mixed_losses(mixed, target_samples, pseudo_weight)
-            log_vars = self._merge_log_vars(log_vars, self._backward(mix_losses, optim_wrapper))
-            self._maybe_save_debug_images(iteration, batch, target_inputs, pseudo_label,
-                                          pseudo_weight, mixed)
+        parts = self._iteration(batch, lambda losses: self._backward(losses, optim_wrapper),
+                                lambda: optim_wrapper.optim_context(self))
+        log_vars = parts[0] if len(parts) == 1 else self._merge_log_vars(*parts)
         optim_wrapper.step()
         optim_wrapper.zero_grad()
         return log_vars
@@ -199,59 +169,63 @@ class DACS(UDADecorator):
              target_inputs: Optional[torch.Tensor] = None,
              target_data_samples: OptSampleList = None) -> Dict[str, torch.Tensor]:
         """The whole iteration's losses for one backward (DDP path)."""
-        iteration = self._update_teacher()
         batch = dict(inputs=inputs, data_samples=data_samples, target_inputs=target_inputs,
                      target_data_samples=target_data_samples)
-        target = None if self.source_only else self._target(batch)
-        shared = self._shared_extraction(inputs, data_samples, target)
-        losses = self._source_losses(inputs, data_samples, shared)
-        if not self.source_only:
-            target_inputs, target_samples = target
-            pseudo_label, pseudo_weight = self._pseudo_label(
-                target_inputs, target_samples, None if shared is None else shared.target)
-            del shared
-            mixed = self._mix(inputs, data_samples, target_inputs, pseudo_label, pseudo_weight)
-            losses.update(self._mixed_losses(mixed, target_samples, pseudo_weight))
-            self._maybe_save_debug_images(iteration, batch, target_inputs, pseudo_label,
-                                          pseudo_weight, mixed)
+        losses: Dict[str, torch.Tensor] = {}
+        for part in self._iteration(batch, lambda part: part, contextlib.nullcontext):
+            losses.update(part)
         return losses
 
     # -------------------------------------------------------------------- steps
+    def _iteration(self, batch: dict, finish: Callable[[Dict[str, torch.Tensor]], Dict],
+                   context: Callable[[], ContextManager]) -> List[Dict]:
+        """Steps (1)-(6) of one iteration, in order; the one sequence of both entry points.
+
+        ``finish`` gets the source losses, then the mixed losses, as each is ready
+        (``train_step``: a backward pass, so the source graph is freed before the mixed
+        forward; ``loss``: kept for one backward of their sum); its results are returned.
+        ``context`` opens the optimiser's context (AMP) around each forward.
+        """
+        iteration = self._update_teacher()
+        inputs, samples = batch['inputs'], batch['data_samples']
+        trajectories = self.model.training_trajectories(inputs, samples)
+        target = None if self.source_only else self._target(batch)
+        if target is not None:  # the teacher's encode_decode pass: label-free, padded
+            trajectories.append(Trajectory(self.model.pad_for_backbone(target[0])))
+        with context():
+            features = self.model.stages.extract(trajectories)
+            sources = len(features) - (target is not None)
+            source_losses = self._source_losses(features[:sources], samples)
+        parts = [finish(source_losses)]
+        if target is None:
+            return parts
+        target_features = features[-1]
+        del features  # the source features go with the source graph
+        target_inputs, target_samples = target
+        with context():
+            pseudo_label, pseudo_weight = self._pseudo_label(target_features,
+                                                             tuple(target_inputs.shape[2:]))
+        del target_features
+        mixed = self._mix(inputs, samples, target_inputs, pseudo_label, pseudo_weight)
+        with context():
+            mix_losses = self._mixed_losses(mixed, target_samples, pseudo_weight)
+        parts.append(finish(mix_losses))
+        self._maybe_save_debug_images(iteration, batch, target_inputs, pseudo_label,
+                                      pseudo_weight, mixed)
+        return parts
+
     def _update_teacher(self) -> int:
         """EMA update of the teacher from the student; returns this iteration's index."""
         iteration = int(host_reads.item('iteration', self.local_iter))
-        self._usages = []
         if self.teacher is not None:
             self.teacher.update(self.model, iteration)
         self.local_iter += 1
         return iteration
 
-    def _shared_extraction(self, inputs: torch.Tensor, data_samples: SampleList,
-                           target: Optional[Tuple[torch.Tensor, SampleList]]
-                           ) -> Optional[SharedFeatures]:
-        """Raw features of the source passes and the teacher's target pass, one extraction.
-
-        None (each step extracts on its own) without a teacher or when the segmentor cannot
-        split its backbone. The target pass is the teacher's ``encode_decode`` pass: label-
-        free, on the target images padded to ``test_cfg.size_divisor``, global RNG.
-        """
-        if target is None or not getattr(self.model, 'splits_backbone', False):
-            return None
-        passes = self.model.training_passes(inputs, data_samples)
-        passes.append(dict(inputs=self.model.padded_for_backbone(target[0])))
-        raw = self.model.backbone.extract_raw(passes)
-        self._record_usage()
-        return SharedFeatures(source=raw[:-1], target=raw[-1])
-
-    def _source_losses(self, inputs: torch.Tensor, data_samples: SampleList,
-                       shared: Optional[SharedFeatures] = None) -> Dict[str, torch.Tensor]:
-        """Supervised source loss of the student (IPKL if the segmentor enables it)."""
-        if shared is None:
-            losses = self.model.loss(inputs, data_samples)
-            self._record_usage()
-            return losses
-        feats = [tuple(self.model.backbone.decode_raw(raw)) for raw in shared.source]
-        return self.model.losses_from_feats(feats, data_samples)[0]
+    def _source_losses(self, features: list, samples: SampleList) -> Dict[str, torch.Tensor]:
+        """Step (2): the student's supervised loss on the source trajectories' features
+        (IPKL when the segmentor enables it)."""
+        return self.model.decode_losses(features, samples)
 
     @staticmethod
     def _target(batch: dict) -> Tuple[torch.Tensor, SampleList]:
@@ -263,20 +237,12 @@ class DACS(UDADecorator):
             samples = [SegDataSample() for _ in range(batch['target_inputs'].shape[0])]
         return batch['target_inputs'], samples
 
-    def _pseudo_label(self, target_inputs: torch.Tensor, target_samples: SampleList,
-                      target_raw: Optional[dict] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Teacher argmax labels (B, H, W) and the confidence weight (B, H, W).
-
-        ``target_raw``: the raw backbone features of the target from the shared extraction
-        (the teacher then runs only the trainable part); None: the teacher's own pass.
-        """
-        if target_raw is None:
-            metas = [sample.metainfo for sample in target_samples]
-            logits = self.teacher.predict_logits(self.model, target_inputs, metas)
-            self._record_usage()
-        else:
-            logits = self.teacher.logits_from_raw(self.model, target_raw,
-                                                  tuple(target_inputs.shape[2:]))
+    def _pseudo_label(self, target_features, size: Tuple[int, int]
+                      ) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Teacher argmax labels (B, H, W) and the confidence weight (B, H, W), from the
+        extracted features of the padded target images (the teacher runs only the trained
+        stage, with its EMA weights)."""
+        logits = self.teacher.logits_from_features(self.model, target_features, size)
         return confidence_pseudo_label(logits, self.pseudo_threshold,
                                        self.pseudo_weight_ignore_top,
                                        self.pseudo_weight_ignore_bottom)
@@ -323,29 +289,12 @@ class DACS(UDADecorator):
             mixed_sample = SegDataSample(metainfo=sample.metainfo)
             mixed_sample.gt_sem_seg = PixelData(data=label[None])
             samples.append(mixed_sample)
-        losses, _ = self.model.decode_loss(self.model.extract_feat(mixed.images), samples,
-                                           mixed.weights, 'decode')
-        self._record_usage()
+        features = self.model.stages.extract([Trajectory(mixed.images)])
+        losses = self.model.decode_losses(features, samples, mixed.weights)
         losses['pseudo_weight'] = pseudo_weight.mean().detach()
         return add_prefix(losses, 'mix')
 
     # ------------------------------------------------------------------ helpers
-    def _record_usage(self) -> None:
-        """Remember the backbone's ``last_usage`` (UNet work) of the extraction just made."""
-        usage = getattr(self.model.backbone, 'last_usage', None)
-        if usage is not None:
-            self._usages.append(usage)
-
-    @property
-    def last_usage(self):
-        """UNet calls and rows per call of the latest iteration (all its extractions), as
-        the backbone's ``last_usage`` type; None when the backbone does not report them."""
-        usages = self._usages
-        if not usages:
-            return None
-        return type(usages[0])(sum(u.calls for u in usages),
-                               tuple(r for u in usages for r in u.rows))
-
     def _backward(self, losses: Dict[str, torch.Tensor],
                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         loss, log_vars = self.parse_losses(losses)

@@ -159,14 +159,15 @@ class EMATeacher(nn.Module):
         return self.call(student, 'encode_decode', inputs, batch_img_metas, generator=generator)
 
     @torch.no_grad()
-    def logits_from_raw(self, student: nn.Module, raw, size: Tuple[int, int]) -> Tensor:
-        """Teacher logits (B, C, *size) from raw backbone features of the target images.
+    def logits_from_features(self, student: nn.Module, features,
+                             size: Tuple[int, int]) -> Tensor:
+        """Teacher logits (B, C, *size) from the extracted features of the target images.
 
-        Only the trainable part of the backbone runs (with the teacher's weights): the raw
-        features come from the frozen part, which the teacher shares with the student
-        (the segmentor's ``logits_from_raw``, equal to ``encode_decode`` on the images).
+        Only the trained stage of the backbone runs (with the teacher's weights): the
+        features come from the frozen stage, which the teacher shares with the student (the
+        segmentor's ``logits_from_features``, equal to ``encode_decode`` on the images).
         """
-        return self.call(student, 'logits_from_raw', raw, size)
+        return self.call(student, 'logits_from_features', features, size)
 
 
 def confidence_pseudo_label(logits: Tensor,

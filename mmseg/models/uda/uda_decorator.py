@@ -39,10 +39,6 @@ class UDADecorator(BaseModel):
         super().__init__(data_preprocessor=segmentor.data_preprocessor, init_cfg=init_cfg)
         self.model = segmentor
 
-    def get_model(self) -> BaseModel:
-        """The segmentor being trained (the student)."""
-        return self.model
-
     def forward(self,
                 inputs: torch.Tensor,
                 data_samples: OptSampleList = None,

@@ -103,11 +103,17 @@ def test_ipkl_consistency_gradient_reaches_both_passes():
     assert model.backbone.label_embed.weight.grad.abs().sum() > 0
 
 
-def test_loss_with_logits_returns_label_free_stride4_logits():
+def test_decode_losses_take_one_or_two_trajectories():
     model = build(ipkl=True)
-    losses, logits = model.loss_with_logits(*train_batch())
-    assert logits.shape == (2, 19, 16, 16) and logits.requires_grad
-    assert 'consistency_loss' in losses
+    inputs, samples = train_batch()
+    trajectories = model.training_trajectories(inputs, samples)
+    assert [t.label_map is not None for t in trajectories] == [True, False]
+    features = model.stages.extract(trajectories)
+    assert 'consistency_loss' in model.decode_losses(features, samples)
+    assert set(model.decode_losses(features[1:], samples)) == {'decode.loss_seg',
+                                                               'decode.acc_seg'}
+    with pytest.raises(ValueError, match='1 or 2 trajectories'):
+        model.decode_losses(features * 2, samples)
 
 
 def test_encode_decode_pads_to_size_divisor_and_crops_back():

@@ -7,10 +7,10 @@ from its own seeded generators (tests/test_models/diff_merged_helpers.py).
 import pytest
 import torch
 
-from mmseg.models.backbones.diff_backbone import DIFF
 from tests.test_models.diff_merged_helpers import (EXP50, SeededTrajectories, UNetRows,
                                                    assert_close_to_magnitude, assert_same_gradients,
-                                                   build_from_config, ipkl_batch, unet_of)
+                                                   build_from_config, extract_separately,
+                                                   ipkl_batch, unet_of)
 
 
 def test_exp50_training_step_makes_34_calls_of_3_rows(tiny_sd_dir):
@@ -25,15 +25,6 @@ def test_exp50_training_step_makes_34_calls_of_3_rows(tiny_sd_dir):
     assert {'decode_w_seg.loss_seg', 'decode_wo_seg.loss_seg', 'consistency_loss'} <= set(losses)
 
 
-def test_straightforward_path_keeps_the_release_separate_passes(tiny_sd_dir):
-    model = build_from_config(EXP50, tiny_sd_dir, small=True, optimize=False)
-    counter = UNetRows(unet_of(model))
-    model.loss(*ipkl_batch(1, 1))
-    counter.remove()
-    # The release: 37 calls of (2 + k) B rows, then 37 calls of 2 B rows.
-    assert counter.rows == [3] * 37 + [2] * 37
-
-
 def _step(model, inputs, samples):
     """Losses and trainable gradients of one IPKL step (dropout drawn from seed 3)."""
     model.zero_grad()
@@ -46,7 +37,7 @@ def _step(model, inputs, samples):
 
 
 @pytest.mark.parametrize('batch, k', [(1, 0), (1, 1), (2, 3)])
-def test_merged_step_equals_separate_passes(tiny_sd_dir, monkeypatch, batch, k):
+def test_merged_step_equals_separate_passes(tiny_sd_dir, batch, k):
     model = build_from_config(EXP50, tiny_sd_dir, small=True, short=True)
     inputs, samples = ipkl_batch(batch, k)
     SeededTrajectories(model.backbone.encoder.extractor)
@@ -54,7 +45,7 @@ def test_merged_step_equals_separate_passes(tiny_sd_dir, monkeypatch, batch, k):
     merged = _step(model, inputs, samples)
     merged_calls = len(counter.rows)
     SeededTrajectories(model.backbone.encoder.extractor)  # restart the seeds at 0
-    monkeypatch.delattr(DIFF, 'forward_trajectories')  # the two-call fallback
+    extract_separately(model.backbone.encoder.extractor)  # one extraction per trajectory
     separate = _step(model, inputs, samples)
     counter.remove()
     assert merged_calls == 5 and len(counter.rows) == 5 + 2 * 5
@@ -66,5 +57,5 @@ def test_merged_step_equals_separate_passes(tiny_sd_dir, monkeypatch, batch, k):
 
 def test_backbone_passes_are_checked(tiny_sd_dir):
     model = build_from_config(EXP50, tiny_sd_dir, small=True, short=True)
-    with pytest.raises(ValueError, match=r"pass 0 must be a mapping with inputs.*\['images'\]"):
-        model.backbone.forward_trajectories([dict(images=torch.zeros(1, 3, 64, 64))])
+    with pytest.raises(ValueError, match='expected Trajectory objects, got dict'):
+        model.backbone.extract([dict(images=torch.zeros(1, 3, 64, 64))])

@@ -10,9 +10,11 @@ from .encoder import DIFFEncoder
 from .extractor import DiffusionFeatureExtractor, Trajectory, UNetUsage
 from .finecoder import Finecoder
 from .fingerprint import fingerprint_sd_folder
+from .reference import release_features
 
 __all__ = [
     'BottleneckBlock', 'ConfigError', 'DIFFConfig', 'DIFFEncoder', 'DiffusionFeatureExtractor',
     'DirectAggregation', 'Finecoder', 'MixingAggregation', 'SDComponents', 'Trajectory',
-    'UNetUsage', 'WeightsNotFoundError', 'fingerprint_sd_folder', 'load_sd_components'
+    'UNetUsage', 'WeightsNotFoundError', 'fingerprint_sd_folder', 'load_sd_components',
+    'release_features'
 ]

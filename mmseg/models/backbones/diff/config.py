@@ -14,7 +14,8 @@ from typing import Any, Dict, List, Optional, Union
 
 import yaml
 
-DTYPES = ('auto', 'float32', 'float16', 'bfloat16')
+from .precision import DTYPES
+
 UNET_OUTPUTS = ('epsilon', 'auto')
 AGGREGATION_TYPES = ('direct_aggregation', 'mixing')
 
@@ -30,6 +31,13 @@ RELEASE_LABEL_PROMPTS = {
 }
 
 
+# The key 'optimize' chose between the optimised and the release's computation; there is one
+# path now (the optimised one, same features as the release).
+REMOVED_OPTIMIZE = ('{source}: DIFF config key \'optimize\' was removed: the backbone has one '
+                    'path (the release\'s features without the work whose result is unused); '
+                    'delete the key')
+
+
 class ConfigError(ValueError):
     """A DIFF configuration value is missing, unknown or of the wrong type."""
 
@@ -42,8 +50,6 @@ class DIFFConfig:
     model_id: str = 'checkpoints/stable-diffusion-2-1'
     # Precision of the frozen diffusion parts: auto = float32 on CPU, float16 autocast on GPU.
     dtype: str = 'auto'
-    # False runs the straightforward (release-like) computation; outputs are the same.
-    optimize: bool = True
     # Run the frozen UNet through torch.compile (same output within float tolerance).
     compile: bool = False
     # How the UNet output is read: epsilon (as released) or auto (v-prediction converted to eps).
@@ -101,7 +107,7 @@ class DIFFConfig:
         self._check_values()
 
     def _check_values(self) -> None:
-        _choice('dtype', self.dtype, DTYPES)
+        _choice('dtype', self.dtype, ('auto', *DTYPES))
         _choice('unet_output', self.unet_output, UNET_OUTPUTS)
         _choice('aggregation_type', self.aggregation_type, AGGREGATION_TYPES)
         _require(len(self.projection_channels) == 3, 'projection_channels',
@@ -182,6 +188,8 @@ class DIFFConfig:
             raise ConfigError(f'{path}: expected a mapping of DIFF config keys')
         known = {f.name for f in dataclasses.fields(cls)}
         for source, mapping in ((str(path), data), ('overrides', overrides)):
+            if 'optimize' in mapping:
+                raise ConfigError(REMOVED_OPTIMIZE.format(source=source))
             unknown = sorted(set(map(str, mapping)) - known)
             if unknown:
                 raise ConfigError(f'{source}: unknown DIFF config key(s) {unknown}; '

@@ -2,7 +2,7 @@
 import json
 import logging
 import os
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -29,26 +29,25 @@ class DIFFEncoder(nn.Module):
         config: The DIFF configuration.
         components: Stable Diffusion parts (see :func:`load_sd_components`); use
             :meth:`from_config` to load them from ``config.model_id``.
+        compile_options: Keyword arguments of ``torch.compile`` for ``compile: true``.
 
     Attributes:
         out_channels: Channels of the outputs, fine to coarse (256, 512, 1024, 2048 by default).
         out_strides: Their strides (4, 8, 16, 32 for Stable Diffusion).
     """
 
-    def __init__(self, config: DIFFConfig, components: SDComponents):
+    def __init__(self, config: DIFFConfig, components: SDComponents,
+                 compile_options: Optional[Dict[str, Any]] = None):
         super().__init__()
         self.config = config
         logger.info('DIFF backbone config: %s', json.dumps(config.to_dict(), sort_keys=True))
-        self.extractor = DiffusionFeatureExtractor(components, config)
+        self.extractor = DiffusionFeatureExtractor(components, config, compile_options)
         strides = self._aggregated_strides()
         out = dict(zip(strides, config.projection_channels))
-        # The release also aggregated coarser levels (stride 64) and discarded the result; only
-        # the straightforward path still does, to show that dropping it changes nothing.
-        extra = [lv.stride for lv in self.extractor.levels if lv.stride > strides[-1]]
-        self.recorded_strides = tuple(strides if config.optimize else strides + extra)
-        out.update({s: config.projection_channels[-1] for s in extra})
-        # The finecoder is built first so both paths draw the same initial weights for it and
-        # for the shared aggregation branches (built fine to coarse).
+        # The release also aggregated the coarser stride-64 level and discarded the result;
+        # only the aggregated strides are extracted.
+        self.recorded_strides = tuple(strides)
+        # Built before the aggregation, as in the release's order of initial weights.
         self.finecoder = Finecoder(config.projection_channels, config.stride4_channels,
                                    config.finecoder_norm_groups)
         levels = [lv for lv in self.extractor.levels if lv.stride in self.recorded_strides]
@@ -99,26 +98,20 @@ class DIFFEncoder(nn.Module):
         Returns:
             Tensors of shape (B, out_channels[k], H / out_strides[k], W / out_strides[k]).
         """
-        return self.forward_trajectories([Trajectory(images, label_map, generator)])[0]
+        return self.decode(self.extract([Trajectory(images, label_map, generator)])[0])
 
-    def forward_trajectories(self, trajectories: Sequence[Trajectory]
-                             ) -> List[Tuple[Tensor, ...]]:
-        """Feature maps of several trajectories, extracted with shared UNet calls.
+    def extract(self, trajectories: Sequence[Trajectory]) -> List[Dict[int, Tensor]]:
+        """The frozen part: diffusion features ``{stride: tensor}`` of each trajectory, with
+        shared UNet calls (see :meth:`DiffusionFeatureExtractor.extract`).
 
-        Equals ``[self(t.images, t.label_map, t.generator) for t in trajectories]`` (see
-        :meth:`DiffusionFeatureExtractor.extract`), with one UNet call per inversion step.
-        """
-        return [self.decode_features(raw) for raw in self.extract_features(trajectories)]
-
-    def extract_features(self, trajectories: Sequence[Trajectory]) -> List[Dict[int, Tensor]]:
-        """The frozen part: raw diffusion features ``{stride: tensor}`` per trajectory.
-
-        No gradient flows through them; :meth:`decode_features` is the trainable part.
+        No gradient flows through them; :meth:`decode` is the trainable part, and
+        ``[self.decode(f) for f in self.extract(ts)]`` equals ``[self(t.images, t.label_map,
+        t.generator) for t in ts]``.
         """
         return self.extractor.extract(trajectories, strides=self.recorded_strides)
 
-    def decode_features(self, features: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
-        """The trainable part: aggregation and finecoder over one trajectory's raw features."""
+    def decode(self, features: Dict[int, Tensor]) -> Tuple[Tensor, ...]:
+        """The trainable part: aggregation and finecoder over one trajectory's features."""
         aggregated = self.aggregation(features)
         return tuple(self.finecoder(*(aggregated[s] for s in self.aggregated_strides)))
 

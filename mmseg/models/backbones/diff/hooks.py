@@ -9,7 +9,9 @@ class FeatureRecorder:
     """Record the outputs of given modules during the calls made inside a ``with`` block.
 
     Hooks are registered on entry and removed on exit, so nothing stays attached to the
-    diffusers modules between calls. Only the latest output of each module is kept.
+    diffusers modules after the block (the extractor opens one block per eager UNet call; a
+    compiled UNet keeps one open until it is closed). Only the latest output of each module
+    is kept.
 
     Args:
         modules: ``(key, module)`` pairs; the output of ``module`` is stored under ``key``.

@@ -2,9 +2,10 @@
 
 The release evaluates, per image, one row for the negative prompt, one for the global prompt
 and one per path-control class: (2 + k) rows. Rows with the same prompt (and, within one step,
-always the same latent) give the same output, so the optimised plan evaluates each distinct
-prompt once and remembers how many release rows it stands for; with the default empty prompt
-and negative prompt that is (1 + k) rows.
+always the same latent) give the same output, so the plan evaluates each distinct prompt once
+and remembers how many release rows it stands for; with the default empty prompt and negative
+prompt that is (1 + k) rows. A plan counts row GROUPS: each group holds the B images of the
+batch, so a call evaluates ``num_groups * B`` batch rows.
 """
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -23,40 +24,39 @@ class RowPlan:
     Attributes:
         prompt_indices: Index into the prompt list for every row group.
         multiplicities: How many of the release's row groups each group stands for.
-        uncond_row: Group of the negative prompt (ResNet features and CFG baseline).
-        branch_rows: Group of each latent branch: the global prompt, then one per class.
+        uncond_group: Group of the negative prompt (ResNet features and CFG baseline).
+        branch_groups: Group of each latent branch: the global prompt, then one per class.
     """
 
     prompt_indices: Tuple[int, ...]
     multiplicities: Tuple[int, ...]
-    uncond_row: int
-    branch_rows: Tuple[int, ...]
+    uncond_group: int
+    branch_groups: Tuple[int, ...]
 
     @property
-    def num_rows(self) -> int:
+    def num_groups(self) -> int:
+        """Row groups of the call (batch rows = num_groups * B)."""
         return len(self.prompt_indices)
 
     @property
     def num_branches(self) -> int:
-        return len(self.branch_rows)
+        return len(self.branch_groups)
 
 
-def plan_rows(classes: Sequence[int], config: DIFFConfig, prompts: Sequence[str],
-              deduplicate: bool) -> RowPlan:
+def plan_rows(classes: Sequence[int], config: DIFFConfig, prompts: Sequence[str]) -> RowPlan:
     """The rows for one step with path-control branches for ``classes``.
 
     Args:
         classes: Train ids with a branch at this step (may be empty).
         config: Supplies the prompts.
         prompts: The prompt list that ``prompt_indices`` index.
-        deduplicate: Evaluate identical prompts once (optimised) or not (as released).
     """
     release = [config.negative_prompt, config.prompt] + [config.label_prompts[c] for c in classes]
     groups: List[int] = []  # group of each release row
     indices: List[int] = []
     for text in release:
         index = prompts.index(text)
-        if deduplicate and index in indices:
+        if index in indices:
             groups.append(indices.index(index))
         else:
             groups.append(len(indices))
