@@ -68,3 +68,48 @@ def test_unet_output_auto_reads_each_family_correctly(tiny_sd_family):
     for family, converts in (('sd20', True), ('sd15', False)):
         encoder = _encoder(tiny_sd_family(family), family, unet_output='auto')
         assert encoder.extractor._reads_v_prediction() is converts
+
+
+def test_sdxl_forward_gets_pooled_text_and_size_time_ids_on_every_call(tiny_sd_family):
+    """SD XL layout: three levels (no transformer blocks at stride 8), two text towers, and
+    every UNet call receives each row's pooled embedding and the image's size/crop time ids."""
+    encoder = _encoder(tiny_sd_family('sdxl'), 'sdxl', dtype='auto')
+    extractor = encoder.extractor
+    levels = {lv.stride: lv.channels // lv.num_steps for lv in extractor.levels}
+    assert levels == {8: 8 * 3, 16: 16 * 6, 32: 32 * 6}  # widths from the tiny UNet
+    text = extractor.text
+    assert text.hidden_states.shape[-1] == extractor.unet.config.cross_attention_dim == 48
+    assert text.pooled.shape == (text.num_prompts, 32)
+    calls = []
+
+    def record(module, args, kwargs):
+        calls.append(kwargs['added_cond_kwargs'])
+    handle = extractor.unet.register_forward_pre_hook(record, with_kwargs=True)
+    labels = torch.full((1, 1, 64, 96), 255, dtype=torch.long)
+    labels[..., :32, :] = 1
+    try:
+        with torch.no_grad():
+            outputs = encoder(torch.zeros(1, 3, 64, 96), label_map=labels,
+                              generator=[torch.Generator().manual_seed(0)])
+    finally:
+        handle.remove()
+    assert [tuple(o.shape) for o in outputs] == [
+        (1, 32, 16, 24), (1, 64, 8, 12), (1, 128, 4, 6), (1, 128, 2, 3)]
+    assert len(calls) == encoder.last_usage.calls == 5
+    prompted = extractor.prompts.index(encoder.config.label_prompts[1])
+    for added in calls:  # rows: the empty prompt, then class 1's prompt
+        assert torch.equal(added['time_ids'], torch.tensor([[64., 96, 0, 0, 64, 96]] * 2))
+        assert torch.equal(added['text_embeds'], text.pooled[[0, prompted]])
+    assert not torch.equal(text.pooled[0], text.pooled[prompted])  # negative control
+
+
+def test_text_time_unet_without_a_second_tower_is_one_clear_error(tiny_sd_family, tiny_sd_dir):
+    sdxl = diff.load_sd_components(diff.DIFFConfig(model_id=str(tiny_sd_family('sdxl'))))
+    single = diff.load_sd_components(diff.DIFFConfig(model_id=str(tiny_sd_dir)))
+    sdxl.text_encoder_2 = sdxl.tokenizer_2 = None
+    sdxl.text_encoder, sdxl.tokenizer = single.text_encoder, single.tokenizer
+    config = diff.DIFFConfig.from_yaml(REPO / 'configs' / 'diff_configs' / 'sdxl.yaml',
+                                       model_id=str(tiny_sd_family('sdxl')), dtype='auto',
+                                       **{**SMALL, **SHORT})
+    with pytest.raises(ValueError, match='needs a pooled text embedding.*text_encoder_2/'):
+        diff.DIFFEncoder(config, sdxl)
