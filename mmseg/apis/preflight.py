@@ -78,14 +78,57 @@ def _walk(node: Any, path: str = '') -> Iterator[Tuple[str, dict]]:
             yield from _walk(value, f'{path}[{i}]')
 
 
-def _diff_model_dir(backbone: dict) -> Tuple[Path, Path, str]:
+def _diff_config(yaml_path: Path, overrides: dict, where: str):
+    """The DIFF config of a backbone; an invalid value is blamed on where it came from.
+
+    Raises:
+        ConfigError: naming the YAML file when the file alone is invalid, else
+            ``<where>.overrides`` (the override made it invalid).
+    """
+    from mmseg.models.backbones.diff.config import ConfigError, DIFFConfig
+    try:
+        return DIFFConfig.from_yaml(yaml_path, **overrides)
+    except ConfigError as error:
+        if not overrides:
+            raise
+        try:
+            DIFFConfig.from_yaml(yaml_path)
+        except ConfigError:
+            raise error from None  # the file itself is invalid: its name is in the message
+        text = str(error)
+        text = text[len(f'{yaml_path}: '):] if text.startswith(f'{yaml_path}: ') else text
+        raise ConfigError(f'{where}.overrides (given on top of {yaml_path}, which is valid): '
+                          f'{text}') from None
+
+
+def check_timesteps(cfg, folder: Path, source: str) -> None:
+    """The DIFF timesteps must be below the scheduler's ``num_train_timesteps``.
+
+    Raises:
+        ConfigError: naming ``source`` (the YAML file or the overrides) and the limit.
+    """
+    import json
+
+    from mmseg.models.backbones.diff.config import ConfigError
+    scheduler = folder / 'scheduler' / 'scheduler_config.json'
+    try:
+        limit = json.loads(scheduler.read_text(encoding='utf-8')).get('num_train_timesteps')
+    except (OSError, ValueError, AttributeError):
+        return  # the weights check reports an incomplete folder
+    if isinstance(limit, int) and max(cfg.timesteps) >= limit:
+        raise ConfigError(f'{source}: DIFF config key \'timesteps\': expected values < {limit} '
+                          f'(num_train_timesteps of {scheduler}), got {max(cfg.timesteps)}')
+
+
+def _diff_model_dir(backbone: dict, where: str = 'model.backbone') -> Tuple[Path, Path, str]:
     """(yaml file, resolved model folder, model_id as written) of a DIFF backbone config."""
-    from mmseg.models.backbones.diff.config import DIFFConfig
     yaml_path = Path(backbone.get('diff_config', 'diff_config.yaml'))
     if not yaml_path.is_absolute():
         yaml_path = REPO_ROOT / yaml_path
     overrides = dict(backbone.get('overrides') or {})
-    cfg = DIFFConfig.from_yaml(yaml_path, **overrides)
+    cfg = _diff_config(yaml_path, overrides, where)
+    check_timesteps(cfg, Path(cfg.model_id),
+                    f'{where}.overrides' if 'timesteps' in overrides else str(yaml_path))
     written = overrides.get('model_id')
     if written is None:
         import yaml
@@ -106,7 +149,7 @@ def check_weights(cfg: Config) -> List[Path]:
     for where, node in _walk(copy.deepcopy(cfg.get('model', {})), 'model'):
         if node.get('type') != DIFF_TYPE:
             continue
-        yaml_path, folder, written = _diff_model_dir(node)
+        yaml_path, folder, written = _diff_model_dir(node, where)
         missing = [c for c in SD21_COMPONENTS if not (folder / c).is_dir()]
         if missing:
             state = 'does not exist' if not folder.is_dir() else f'lacks {missing}'

@@ -52,3 +52,34 @@ def test_check_inputs_lists_missing_data_and_weights_together(tmp_path):
                        match=r'(?s)gta does not exist.*convert_datasets/gta\.py.*\n.*'
                              r"model_id '.*sd21'.*stabilityai/stable-diffusion-2-1"):
         check_inputs(cfg)
+
+
+def test_invalid_override_is_blamed_on_the_override(tiny_sd_dir):
+    from mmseg.models.backbones.diff.config import ConfigError
+    cfg = Config.fromfile(str(EXP50))
+    cfg.model.backbone.overrides = dict(model_id=str(tiny_sd_dir), guidance_scale=-1.0)
+    with pytest.raises(ConfigError) as error:
+        check_weights(cfg)
+    message = str(error.value)
+    assert message.startswith('model.backbone.overrides (given on top of ')
+    assert 'guidance_scale' in message and '-1.0' in message
+
+
+def test_timestep_beyond_the_scheduler_names_the_file(tiny_sd_dir, tmp_path):
+    import yaml
+
+    from mmseg.apis.config import REPO_ROOT
+    from mmseg.models.backbones.diff.config import ConfigError
+    data = yaml.safe_load((REPO_ROOT / 'diff_config.yaml').read_text())
+    good = list(data['timesteps'])
+    data.update(model_id=str(tiny_sd_dir), timesteps=[1200] + good[1:])
+    copy = tmp_path / 'my_diff_config.yaml'
+    copy.write_text(yaml.safe_dump(data))
+    cfg = Config.fromfile(str(EXP50))
+    cfg.model.backbone.diff_config = str(copy)
+    cfg.model.backbone.overrides = {}
+    with pytest.raises(ConfigError, match=f"^{copy}: DIFF config key 'timesteps': expected "
+                                          r'values < 1000 \(num_train_timesteps of .*\), got 1200'):
+        check_weights(cfg)
+    cfg.model.backbone.overrides = dict(timesteps=good)  # the override fixes it
+    assert check_weights(cfg) == [tiny_sd_dir]
