@@ -83,11 +83,13 @@ def tiny_mit_b5_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize('path', CONFIGS, ids=lambda p: str(p.relative_to(REPO / 'configs')))
-def test_config_loads_and_builds(path, tiny_sd_dir, synthetic_data_root, tiny_mit_b5_dir):
+def test_config_loads_and_builds(path, tiny_sd_dir, tiny_sd_family, synthetic_data_root,
+                                 tiny_mit_b5_dir):
     cfg = Config.fromfile(str(path))
     _check_types(cfg)
-    if 'model' in cfg:
-        model = _build_model(cfg, tiny_sd_dir, tiny_mit_b5_dir)
+    if 'model' in cfg:  # an SD XL config hooks SD XL's layers: its tiny family stands in
+        model_dir = tiny_sd_family('sdxl') if 'sdxl' in path.name else tiny_sd_dir
+        model = _build_model(cfg, model_dir, tiny_mit_b5_dir)
         assert any(p.requires_grad for p in model.parameters())
         if 'optim_wrapper' in cfg:
             ctor = OPTIM_WRAPPER_CONSTRUCTORS.build(dict(

@@ -198,7 +198,7 @@ def _extract(model, images: torch.Tensor, labels: Optional[List[np.ndarray]], ar
         with torch.no_grad():
             [raw] = encoder.extractor.extract([Trajectory(batch, label_map, generators)])
             if fused:
-                maps = encoder.decode_features({s: raw[s] for s in encoder.recorded_strides})
+                maps = encoder.decode({s: raw[s] for s in encoder.recorded_strides})
                 raw = dict(zip(encoder.out_strides, maps))
         for stride, value in raw.items():
             outputs.setdefault(stride, []).append(value.float().cpu())
