@@ -536,11 +536,18 @@ def build_into(target: Path, produce, expect: str = 'sd21') -> Dict[str, Any]:
         raise GetSD21Error(f'{target} already exists and is not empty; remove it or choose '
                            f'another --out (check it with --verify-only {target})')
     target.parent.mkdir(parents=True, exist_ok=True)
-    from mmseg.utils.io import atomic_folder
-    with atomic_folder(target) as scratch:
+    scratch = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
+    try:
+        os.chmod(scratch, 0o755)
         produce(scratch)
         write_manifest(scratch)
         fingerprint = verify_folder(scratch, expect=expect)
+        if target.exists():
+            target.rmdir()
+        os.replace(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return fingerprint
 
 

@@ -12,12 +12,13 @@ Usage::
 """
 import argparse
 import logging
+import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
-
-from mmseg.utils.io import atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +55,19 @@ def make_tiny_mit(out_dir: Path, seed: int = 0,
         raise FileExistsError(f'{out_dir} exists but is not a complete tiny MiT folder; '
                               'remove it and run again.')
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
     try:
-        with atomic_folder(out_dir) as scratch, torch.random.fork_rng(devices=[]):
+        os.chmod(scratch, 0o755)
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             settings = dict(TINY_MIT, **({'hidden_sizes': list(hidden_sizes)}
                                          if hidden_sizes is not None else {}))
             SegformerForImageClassification(SegformerConfig(**settings)).save_pretrained(scratch)
+        if out_dir.exists():
+            out_dir.rmdir()
+        os.replace(scratch, out_dir)
     except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
         if is_complete(out_dir):  # another process won the race
             return out_dir
         raise

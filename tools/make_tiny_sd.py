@@ -22,6 +22,7 @@ Usage::
 import argparse
 import json
 import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,7 +31,6 @@ from typing import Any, Dict, Optional, Sequence
 import torch
 
 from mmseg.utils import apply_umask_permissions
-from mmseg.utils.io import atomic_folder
 
 logger = logging.getLogger(__name__)
 
@@ -276,29 +276,37 @@ def make_tiny_sd(out_dir: Path, seed: int = 0, family: str = DEFAULT_FAMILY,
         raise FileExistsError(f'{out_dir} exists but is not a complete tiny SD folder '
                               f'(no {INDEX_FILE}); remove it and run again.')
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.', dir=out_dir.parent))
     try:
-        with atomic_folder(out_dir) as scratch:
-            # Seed each component on its own so that changing one leaves the others' weights
-            # alone, without disturbing the caller's global RNG state.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                _write_unet(scratch / 'unet', family)
-                if vae_from is not None and is_complete(Path(vae_from)):
-                    shutil.copytree(Path(vae_from) / 'vae', scratch / 'vae')
-                else:
-                    torch.manual_seed(seed + 1)
-                    _write_vae(scratch / 'vae', seed)
-                torch.manual_seed(seed + 2)
-                _write_text_encoder_and_tokenizer(scratch, family)
-                if 'text_encoder_2' in FAMILIES[family]:
-                    torch.manual_seed(seed + 3)
-                    _write_text_encoder_and_tokenizer(scratch, family, 'text_encoder_2')
-            _write_scheduler(scratch / 'scheduler', family)
-            _write_index(scratch, family)
-            apply_umask_permissions(scratch)  # safetensors writes 0600 files
+        os.chmod(scratch, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        # Seed each component on its own so that changing one leaves the others' weights alone,
+        # without disturbing the caller's global RNG state.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            _write_unet(scratch / 'unet', family)
+            if vae_from is not None and is_complete(Path(vae_from)):
+                shutil.copytree(Path(vae_from) / 'vae', scratch / 'vae')
+            else:
+                torch.manual_seed(seed + 1)
+                _write_vae(scratch / 'vae', seed)
+            torch.manual_seed(seed + 2)
+            _write_text_encoder_and_tokenizer(scratch, family)
+            if 'text_encoder_2' in FAMILIES[family]:
+                torch.manual_seed(seed + 3)
+                _write_text_encoder_and_tokenizer(scratch, family, 'text_encoder_2')
+        _write_scheduler(scratch / 'scheduler', family)
+        _write_index(scratch, family)
+        apply_umask_permissions(scratch)  # safetensors writes 0600 files
+        if out_dir.exists():
+            out_dir.rmdir()  # empty (checked above); os.replace needs it gone or empty
+        os.replace(scratch, out_dir)
     except OSError:
+        shutil.rmtree(scratch, ignore_errors=True)
         if is_complete(out_dir):  # another process won the race
             return out_dir
+        raise
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
         raise
     logger.info('Wrote tiny %s-shaped model to %s', family, out_dir)
     return out_dir
