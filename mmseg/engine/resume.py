@@ -59,11 +59,6 @@ def _flatten(node: Any, prefix: str = '') -> Dict[str, Any]:
         for key, value in node.items():
             flat.update(_flatten(value, f'{prefix}.{key}' if prefix else str(key)))
         return flat
-    if isinstance(node, (list, tuple)) and any(isinstance(item, Mapping) for item in node):
-        flat = {}
-        for index, value in enumerate(node):  # lists of dicts (param_scheduler) by index
-            flat.update(_flatten(value, f'{prefix}.{index}'))
-        return flat
     return {prefix: node}
 
 

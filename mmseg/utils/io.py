@@ -87,28 +87,6 @@ def atomic_path(path: PathLike) -> Iterator[Path]:
         raise
 
 
-@contextlib.contextmanager
-def atomic_folder(target: PathLike) -> Iterator[Path]:
-    """Yield an empty scratch folder beside ``target``; rename it to ``target`` on success.
-
-    ``target`` must be absent or an empty folder (callers check it with their own message).
-    On an exception the scratch folder is removed and ``target`` is left as it was, so a
-    folder that exists is always complete. The folder gets the permissions the umask allows.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
-    try:
-        os.chmod(scratch, 0o777 & ~current_umask())  # mkdtemp makes it private
-        yield scratch
-        if target.exists():
-            target.rmdir()  # empty (see above); os.replace needs it gone or empty
-        os.replace(scratch, target)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-
-
 def remove_stale_temp_files(folder: PathLike) -> List[Path]:
     """Delete temporary files left in ``folder`` by an :func:`atomic_path` that was killed.
 
