@@ -230,9 +230,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                PYTHONPATH=os.pathsep.join(filter(None, [str(site), str(REPO_ROOT),
                                                         os.environ.get('PYTHONPATH')])))
     # The checks run in subprocesses with that PYTHONPATH; look the modules up the same way.
-    search = [str(site), str(REPO_ROOT), *sys.path]
+    extra = [str(site), str(REPO_ROOT)]
     absent = [m for m in REQUIRED_MODULES
-              if importlib.machinery.PathFinder.find_spec(m, search) is None]
+              if importlib.machinery.PathFinder.find_spec(m, extra) is None
+              and importlib.util.find_spec(m) is None]
     if absent:
         print(f'gpu-check: modules still missing: {absent}; the checks that need them will fail')
     report = dict(environment=dict(gpu=torch.cuda.get_device_name(), torch=torch.__version__,

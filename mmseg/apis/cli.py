@@ -43,9 +43,10 @@ POSITIVE_INTEGERS = {'train_cfg.max_iters': 1, 'train_cfg.val_interval': 1,
 
 # --- --cfg-options values ---------------------------------------------------------------
 
-def _split_top_level(text: str) -> List[str]:
-    """Split ``text`` at commas outside brackets and quotes."""
-    parts, depth, quote, start = [], 0, '', 0
+def _nesting(text: str) -> Iterator[Tuple[int, str, int, str]]:
+    """``(index, char, depth, quote)`` for each character of ``text``: the bracket depth and the
+    open quote after reading it (a closing bracket with nothing open gives depth -1)."""
+    depth, quote = 0, ''
     for index, char in enumerate(text):
         if quote:
             quote = '' if char == quote else quote
@@ -55,7 +56,14 @@ def _split_top_level(text: str) -> List[str]:
             depth += 1
         elif char in ')]}':
             depth -= 1
-        elif char == ',' and depth == 0:
+        yield index, char, depth, quote
+
+
+def _split_top_level(text: str) -> List[str]:
+    """Split ``text`` at commas outside brackets and quotes."""
+    parts, start = [], 0
+    for index, char, depth, quote in _nesting(text):
+        if char == ',' and depth == 0 and not quote:
             parts.append(text[start:index])
             start = index + 1
     parts.append(text[start:])
@@ -157,17 +165,9 @@ def _child(node: Any, key: str, where: str) -> Tuple[bool, Any]:
 def _unbalanced(text: str) -> bool:
     """True when ``text`` has an unclosed bracket or quote (``[acdc``, ``'abc``)."""
     depth, quote = 0, ''
-    for char in text:
-        if quote:
-            quote = '' if char == quote else quote
-        elif char in '\'"':
-            quote = char
-        elif char in '([{':
-            depth += 1
-        elif char in ')]}':
-            depth -= 1
-            if depth < 0:
-                return True
+    for _, _, depth, quote in _nesting(text):
+        if depth < 0:
+            return True
     return depth != 0 or bool(quote)
 
 
