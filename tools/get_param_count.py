@@ -15,7 +15,7 @@ map: the most rows path control can add).
 
 Usage::
 
-    python tools/get_param_count.py [--diff-config diff_config.yaml] [--straightforward]
+    python tools/get_param_count.py [--diff-config diff_config.yaml]
         [--model-config configs/_base_/models/daformer_sepaspp_diff.py] [--set key=value ...]
         [--family sd21|sd21-base|sd20|sd15|sdxl]
     python tools/get_param_count.py --exp 80 [--no-usage]
@@ -311,8 +311,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="mmseg model config whose decode_head is counted ('' to skip)")
     parser.add_argument('--family', help='count this Stable Diffusion architecture '
                         '(sd21, sd21-base, sd20, sd15, sdxl) instead of the model_id folder')
-    parser.add_argument('--straightforward', action='store_true',
-                        help='count the release-like path (with the stride-64 branch)')
     parser.add_argument('--no-usage', action='store_true',
                         help='with --exp/--config: skip the UNet calls/rows measurement')
     parser.add_argument('--set', nargs='*', default=[], metavar='KEY=VALUE',
@@ -322,9 +320,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     logging.basicConfig(level=logging.WARNING, format='%(message)s')
     logger.setLevel(logging.INFO)
     overrides = {k: yaml.safe_load(v) for k, v in (item.split('=', 1) for item in args.set)}
-    if args.straightforward:
-        parser.error('--straightforward was removed: the backbone has one path (no stride-64 '
-                     'branch, no optimize key)')
     if args.exp is not None or args.config is not None:
         cfg = load_experiment_config(args.exp, args.config)
         if overrides and cfg.model.backbone.type == 'DIFF':
